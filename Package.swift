@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+//
+// swift-netisr: a user-space, multi-core packet dispatch service modelled on FreeBSD's netisr.
+// The engine (`NetISR`) and the wire formats (`PacketWire`) depend on the standard library only;
+// the command adds swift-argument-parser.
+import PackageDescription
+
+let package = Package(
+    name: "swift-netisr",
+    products: [
+        .library(name: "NetISR", targets: ["NetISR"]),
+        .library(name: "NetISRTesting", targets: ["NetISRTesting"]),
+        .executable(name: "netisr", targets: ["netisr"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .target(name: "CNetISRShim"),
+        .target(name: "NetISR", dependencies: ["CNetISRShim"]),
+        .target(name: "NetISRTesting", dependencies: ["NetISR"]),
+        .executableTarget(
+            name: "netisr",
+            dependencies: [
+                "NetISR",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,248 @@
+// The packet path: dispatch and queue (FreeBSD's `netisr_dispatch_src` / `netisr_queue_src`).
+//
+// One call = one ReaderGate read section on the caller's stripe: load the registration, choose
+// the policy, place each packet on a workstream, then per workstream either run the handler in
+// the caller (direct, or hybrid on an idle workstream) or move the run of packets into that
+// workstream's ring with one reservation, set the pending bit and wake the worker if it sleeps.
+// Packets of one call that land on one workstream stay in call order, so a caller's flow never
+// reorders. No lock is taken and nothing is allocated: scratch space lives on the stack.
+
+import Synchronization
+
+extension EngineCore {
+    /// Marks, in a placement, that the packet runs in the caller (hybrid with no CPU preference).
+    private static let runHereFlag = 1 << 30
+
+    /// The policy a protocol's packets follow now.
+    @inline(__always)
+    func effectivePolicy(_ registered: RegisteredProtocol) -> DispatchPolicy {
+        if registered.needsGiant || serializeAll.load(ordering: .relaxed) { return .deferred }
+        return registered.registration.dispatchPolicy ?? dispatchPolicy
+    }
+
+    /// The workstream a packet belongs to, possibly with `runHereFlag`.
+    @inline(__always)
+    private func placement(_ registered: RegisteredProtocol, _ packet: inout Packet, hybrid: Bool) -> Int {
+        let count = UInt32(truncatingIfNeeded: workstreams.count)
+        let bySource = Int(packet.sourceID % count)
+        switch registered.registration.ordering {
+        case .source:
+            return bySource
+        case .flow(let callback):
+            if let flowID = packet.flowID { return Int(flowID % count) }
+            if let callback, let flowID = callback(packet) {
+                packet.flowID = flowID
+                return Int(flowID % count)
+            }
+            return bySource
+        case .cpu(let callback):
+            switch callback(packet) {
+            case .workstream(let index):
+                let modulo = index % workstreams.count
+                return modulo < 0 ? modulo + workstreams.count : modulo
+            case .none:
+                return hybrid ? bySource | Self.runHereFlag : bySource
+            }
+        }
+    }
+
+    /// Dispatches one packet.
+    func dispatch(
+        _ number: ProtocolNumber, _ packet: consuming Packet, whenFull: QueueFullAction, alwaysQueue: Bool
+    ) -> DispatchOutcome {
+        var holder: Packet? = consume packet
+        let outcome = withUnsafeTemporaryAllocation(of: Packet.self, capacity: 1) { buffer in
+            buffer.baseAddress!.initialize(to: holder.take()!)
+            return dispatchRun(number, buffer.baseAddress!, 1, whenFull: whenFull, alwaysQueue: alwaysQueue)
+        }
+        if outcome.handled == 1 { return .handled }
+        if outcome.queued == 1 { return .queued }
+        if outcome.droppedQueueFull == 1 { return .dropped(.queueFull) }
+        if outcome.droppedStopped == 1 { return .dropped(.discardedAtStop) }
+        return .dropped(.noHandler)
+    }
+
+    /// Dispatches `count` packets at `base`, moving every one of them out.
+    func dispatchRun(
+        _ number: ProtocolNumber, _ base: UnsafeMutablePointer<Packet>, _ count: Int,
+        whenFull: QueueFullAction, alwaysQueue: Bool
+    ) -> BatchOutcome {
+        var outcome = BatchOutcome()
+        guard count > 0 else { return outcome }
+        let index = number.rawValue
+        guard index >= 0, index < slots.count else {
+            base.deinitialize(count: count)
+            outOfRangeDrops.wrappingAdd(count, ordering: .relaxed)
+            outcome.droppedNoHandler = count
+            return outcome
+        }
+        let slot = slots[index]
+        let token = gate.enter(stripe: gate.callerStripe())
+        defer { gate.exit(token) }
+        guard let registered = slot.current.load(ordering: .sequentiallyConsistent)?.takeUnretainedValue(),
+            registered.registration.hasQueue
+        else {
+            base.deinitialize(count: count)
+            slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
+            outcome.droppedNoHandler = count
+            return outcome
+        }
+        let policy = alwaysQueue ? .deferred : effectivePolicy(registered)
+        let hybrid = policy == .hybrid
+        if workstreams.count == 1, case .source = registered.registration.ordering {
+            deliver(registered, slot, policy, base, count, to: 0, whenFull, &outcome)
+            return outcome
+        }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { targets in
+            var uniform = true
+            for offset in 0..<count {
+                targets[offset] = placement(registered, &base[offset], hybrid: hybrid)
+                if targets[offset] != targets[0] { uniform = false }
+            }
+            if uniform {
+                deliver(registered, slot, policy, base, count, to: targets[0], whenFull, &outcome)
+            } else {
+                deliverGrouped(registered, slot, policy, base, count, targets, whenFull, &outcome)
+            }
+        }
+        return outcome
+    }
+
+    /// Stable-partitions packets by placement (a counting sort on the stack), then delivers each group.
+    private func deliverGrouped(
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ targets: UnsafeMutableBufferPointer<Int>,
+        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+    ) {
+        let width = workstreams.count
+        let groups = 2 * width
+        func group(_ target: Int) -> Int { target & Self.runHereFlag != 0 ? width + (target ^ Self.runHereFlag) : target }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: groups) { next in
+            next.initialize(repeating: 0)
+            for offset in 0..<count { next[group(targets[offset])] += 1 }
+            var start = 0
+            for index in 0..<groups {
+                let size = next[index]
+                next[index] = start
+                start += size
+            }
+            withUnsafeTemporaryAllocation(of: Packet.self, capacity: count) { scratch in
+                let sorted = scratch.baseAddress!
+                for offset in 0..<count {
+                    let index = group(targets[offset])
+                    (sorted + next[index]).initialize(to: (base + offset).move())
+                    next[index] += 1
+                }
+                var begin = 0
+                for index in 0..<groups where next[index] > begin {
+                    let target = index < width ? index : (index - width) | Self.runHereFlag
+                    deliver(registered, slot, policy, sorted + begin, next[index] - begin, to: target, whenFull, &outcome)
+                    begin = next[index]
+                }
+            }
+        }
+    }
+
+    /// Delivers a run of packets bound for one workstream.
+    @inline(__always)
+    private func deliver(
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, to target: Int,
+        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+    ) {
+        let runHere = target & Self.runHereFlag != 0
+        let index = target & ~Self.runHereFlag
+        let queue = registered.queues[index]
+        switch policy {
+        case .direct:
+            queue.dispatched.wrappingAdd(count, ordering: .relaxed)
+            runInCaller(registered, base, count, on: index)
+            outcome.handled += count
+        case .hybrid:
+            if runHere {
+                queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
+                runInCaller(registered, base, count, on: index)
+                outcome.handled += count
+                return
+            }
+            let workstream = workstreams[index]
+            if workstream.tryAcquireDispatching() {
+                if queue.ring!.isEmptyIncludingReservations {
+                    queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
+                    runInCaller(registered, base, count, on: index)
+                    workstream.releaseDispatching()
+                    outcome.handled += count
+                    return
+                }
+                workstream.releaseDispatching()
+            }
+            enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
+        case .deferred:
+            enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
+        }
+    }
+
+    @inline(__always)
+    private func runInCaller(
+        _ registered: RegisteredProtocol, _ base: UnsafeMutablePointer<Packet>, _ count: Int, on workstream: Int
+    ) {
+        var burst = PacketBurst(base: base, count: count, workstreamID: workstream)
+        registered.registration.handler(&burst)
+    }
+
+    /// Moves a run into a workstream's ring, waiting for room if asked and possible.
+    private func enqueue(
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ queue: WorkstreamQueue,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, on index: Int,
+        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+    ) {
+        let ring = queue.ring!
+        let workstream = workstreams[index]
+        let bit: UInt64 = 1 << UInt64(registered.number)
+        var offset = 0
+        var attempt = 0
+        var stillRegistered = true
+        while true {
+            let (moved, length) = ring.enqueue(from: base + offset, count: count - offset)
+            if moved > 0 {
+                offset += moved
+                attempt = 0
+                queue.queued.wrappingAdd(moved, ordering: .relaxed)
+                if length > queue.watermark.load(ordering: .relaxed) { queue.noteLength(ring.count) }
+                workstream.schedule(bit)
+            }
+            if offset == count || whenFull == .drop || isManual || !isRunning.load(ordering: .relaxed) { break }
+            stillRegistered = slot.current.load(ordering: .relaxed)?.toOpaque() == Unmanaged.passUnretained(registered).toOpaque()
+            if !stillRegistered { break }
+            if attempt == 0 { queue.waits.wrappingAdd(1, ordering: .relaxed) }
+            attempt += 1
+            backOff(attempt)
+        }
+        outcome.queued += offset
+        let rest = count - offset
+        guard rest > 0 else { return }
+        (base + offset).deinitialize(count: rest)
+        if !stillRegistered {
+            slot.noHandlerDrops.wrappingAdd(rest, ordering: .relaxed)
+            outcome.droppedNoHandler += rest
+        } else if whenFull == .wait && !isManual && !isRunning.load(ordering: .relaxed) && attempt > 0 {
+            queue.stoppedWhileWaiting.wrappingAdd(rest, ordering: .relaxed)
+            outcome.droppedStopped += rest
+        } else {
+            queue.queueDrops.wrappingAdd(rest, ordering: .relaxed)
+            outcome.droppedQueueFull += rest
+        }
+    }
+
+    /// Makes a worker run a protocol's handler (with an empty burst for a protocol without a queue).
+    func schedule(_ number: ProtocolNumber, workstream: Int) -> Bool {
+        let index = number.rawValue
+        guard index >= 0, index < slots.count else { return false }
+        let token = gate.enter(stripe: gate.callerStripe())
+        defer { gate.exit(token) }
+        guard slots[index].current.load(ordering: .sequentiallyConsistent) != nil else { return false }
+        let count = workstreams.count
+        workstreams[((workstream % count) + count) % count].schedule(1 << UInt64(index))
+        return true
+    }
+}

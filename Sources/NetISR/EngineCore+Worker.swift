@@ -1,0 +1,141 @@
+// The workstream side: the worker thread's loop and one pass over pending protocols
+// (FreeBSD's `swi_net` / `netisr_process_workstream`).
+//
+// A pass: take RUNNING, read-and-clear the pending bits (plus the carry of unfinished
+// protocols), serve them lowest number first, each up to `quantum` packets in bursts of
+// `burstSize`, then drop RUNNING. The whole pass is one ReaderGate read section on the worker's
+// own stripe, so unregister waits for it. Handlers are called with no engine lock held, except
+// `giant` for handlers that need it.
+
+import CNetISRShim
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+extension EngineCore {
+    /// Runs one pass on `workstream`. Returns whether there was anything to do.
+    @discardableResult
+    func runPass(_ workstream: Workstream) -> Bool {
+        if workstream.pending.load(ordering: .relaxed) == 0 && workstream.carry == 0 { return false }
+        workstream.acquireRunning()
+        var bits = workstream.pending.exchange(0, ordering: .sequentiallyConsistent) | workstream.carry
+        workstream.carry = 0
+        if bits == 0 {
+            workstream.releaseRunning()
+            return false
+        }
+        WorkstreamQueue.ownerAdd(workstream.passes, 1)
+        var carry: UInt64 = 0
+        let token = gate.enter(stripe: gate.workerStripe(workstream.id))
+        while bits != 0 {
+            let number = bits.trailingZeroBitCount
+            bits &= bits &- 1
+            if serveProtocol(number, on: workstream) { carry |= 1 << UInt64(number) }
+        }
+        gate.exit(token)
+        workstream.carry = carry
+        workstream.releaseRunning()
+        return true
+    }
+
+    /// Serves one protocol's queue on `workstream`; returns whether packets remain after the quantum.
+    private func serveProtocol(_ number: Int, on workstream: Workstream) -> Bool {
+        // A pending bit with nothing registered is skipped (S8).
+        guard number < slots.count,
+            let registered = slots[number].current.load(ordering: .sequentiallyConsistent)?.takeUnretainedValue()
+        else { return false }
+        let queue = registered.queues[workstream.id]
+        guard let ring = queue.ring else {
+            var burst = PacketBurst(base: nil, count: 0, workstreamID: workstream.id)
+            callHandler(registered, &burst)
+            WorkstreamQueue.ownerAdd(queue.softwareInterrupts, 1)
+            return false
+        }
+        var served = 0
+        while served < configuration.quantum {
+            let run = ring.peek(maximum: configuration.burstSize)
+            if run.count == 0 { break }
+            var burst = PacketBurst(base: run.base, count: run.count, workstreamID: workstream.id)
+            callHandler(registered, &burst)
+            _ = consume burst
+            ring.advance(by: run.count)
+            WorkstreamQueue.ownerAdd(queue.handledByWorker, run.count)
+            served += run.count
+        }
+        if ring.count > 0 { return true }
+        registered.registration.drained?(workstream.id)
+        return false
+    }
+
+    /// Calls a handler, under the global lock when it needs it.
+    @inline(__always)
+    func callHandler(_ registered: RegisteredProtocol, _ burst: inout PacketBurst) {
+        if registered.needsGiant || serializeAll.load(ordering: .relaxed) {
+            giant.withLock { _ in registered.registration.handler(&burst) }
+        } else {
+            registered.registration.handler(&burst)
+        }
+    }
+
+    /// The worker thread's body.
+    func workerLoop(_ workstream: Workstream) {
+        while true {
+            let stop = stopRequest.load(ordering: .acquiring)
+            if stop == 2 { return }
+            if runPass(workstream) { continue }
+            if stop == 1 { return }
+            if configuration.pollMode {
+                netisr_cpu_relax()
+                continue
+            }
+            workstream.asleep.store(true, ordering: .sequentiallyConsistent)
+            workstream.signal.wait {
+                workstream.pending.load(ordering: .sequentiallyConsistent) == 0
+                    && stopRequest.load(ordering: .sequentiallyConsistent) == 0
+            }
+            workstream.asleep.store(false, ordering: .relaxed)
+            WorkstreamQueue.ownerAdd(workstream.wakeups, 1)
+        }
+    }
+}
+
+/// Starts worker threads (pthreads, not Swift tasks: a worker blocks and may be pinned).
+enum WorkerThread {
+    private final class Context {
+        let core: EngineCore
+        let workstream: Workstream
+        init(core: EngineCore, workstream: Workstream) {
+            self.core = core
+            self.workstream = workstream
+        }
+    }
+
+    static func spawn(core: EngineCore, workstream: Workstream) -> Result<pthread_t, NetISRError> {
+        let context = Unmanaged.passRetained(Context(core: core, workstream: workstream)).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(
+            &thread, nil,
+            { raw in
+                let context = Unmanaged<Context>.fromOpaque(raw!).takeRetainedValue()
+                let workstream = context.workstream
+                _ = netisr_name_current_thread(workstream.threadName)
+                if workstream.isBound {
+                    let status = netisr_bind_current_thread(Int32(workstream.cpu))
+                    if status != 0 {
+                        context.core.warn("could not bind \(workstream.threadName) to CPU \(workstream.cpu) (errno \(status))")
+                    }
+                }
+                context.core.workerLoop(workstream)
+                return nil
+            }, context)
+        guard status == 0 else {
+            Unmanaged<Context>.fromOpaque(context).release()
+            return .failure(NetISRError(.threadStartFailed, "pthread_create failed with errno \(status)"))
+        }
+        return .success(thread)
+    }
+}

@@ -1,0 +1,173 @@
+// EngineCore: the engine's shared state, owned jointly by the public `NetISR` handle and the
+// worker threads (so the handle can be dropped while workers finish).
+//
+// Locking:
+// - `control` (a Lock) serializes every control call: register, unregister, queue limits,
+//   start, stop. It protects `ControlState`. The packet path never takes it.
+// - `giant` (a Lock) is the global lock non-concurrency-safe handlers run under (S2).
+// - The packet path reads protocol slots inside `gate` (see ReaderGate) and otherwise uses only
+//   the atomics of PacketRing, Workstream and WorkstreamQueue.
+// - No handler is ever called with `control` held; `giant` is held only around handler calls.
+
+import CNetISRShim
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// How `stop` treats packets still queued.
+public enum StopMode: Sendable {
+    /// Workers handle everything queued, then exit.
+    case drain
+    /// Workers exit at once; queued packets are released and counted as discarded.
+    case discard
+}
+
+struct RetiredCounters {
+    var dispatched = 0
+    var hybridDispatched = 0
+    var queued = 0
+    var handled = 0
+    var queueDrops = 0
+    var drainedAtUnregister = 0
+    var discardedAtStop = 0
+    var softwareInterrupts = 0
+    var waits = 0
+}
+
+struct ControlState {
+    var registered: [RegisteredProtocol?]
+    var retired = RetiredCounters()
+    var started = false
+    var threads: [pthread_t] = []
+    var warnedLateSerialization = false
+}
+
+final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state is atomic or under `control`
+    let configuration: NetISRConfiguration
+    /// Workstreams advance only when told (the deterministic test engine).
+    let isManual: Bool
+    let workstreams: [Workstream]
+    let slots: [ProtocolSlot]
+    let gate: ReaderGate
+    let giant = Lock<Void>(())
+    let control: Lock<ControlState>
+    let ringCapacity: Int
+
+    let defaultPolicy: Atomic<Int>
+    let serializeAll: Atomic<Bool>
+    /// Workers run and lossless producers may wait.
+    let isRunning = Atomic<Bool>(false)
+    /// 0: run; 1: stop after draining; 2: stop now.
+    let stopRequest = Atomic<Int>(0)
+    let lateSerializationRequests = Atomic<Int>(0)
+    let outOfRangeDrops = Atomic<Int>(0)
+    let discardedAtStop = Atomic<Int>(0)
+    let drainedAtUnregister = Atomic<Int>(0)
+
+    init(configuration: NetISRConfiguration, isManual: Bool) throws(NetISRError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.isManual = isManual
+        let cpus = Int(netisr_available_cpus())
+        self.workstreams = (0..<configuration.workstreamCount).map {
+            Workstream(id: $0, cpu: $0 % cpus, isBound: configuration.bindThreads && !isManual)
+        }
+        self.slots = (0..<configuration.maximumProtocols).map { _ in ProtocolSlot() }
+        self.gate = ReaderGate(workerStripes: configuration.workstreamCount)
+        self.control = Lock(ControlState(registered: Array(repeating: nil, count: configuration.maximumProtocols)))
+        self.ringCapacity = configuration.maximumQueueLimit
+        self.defaultPolicy = Atomic(DispatchPolicy.allCases.firstIndex(of: configuration.dispatchPolicy)!)
+        self.serializeAll = Atomic(configuration.serializeAllHandlers)
+    }
+
+    func warn(_ message: String) {
+        configuration.warningHandler(message)
+    }
+
+    var dispatchPolicy: DispatchPolicy {
+        get { DispatchPolicy.allCases[defaultPolicy.load(ordering: .relaxed)] }
+        set { defaultPolicy.store(DispatchPolicy.allCases.firstIndex(of: newValue)!, ordering: .relaxed) }
+    }
+
+    // MARK: Lifecycle
+
+    func start() throws(NetISRError) {
+        let result: Result<Void, NetISRError> = control.withLock { state in
+            if state.started { return .failure(NetISRError(.alreadyStarted, "the engine is already running")) }
+            stopRequest.store(0, ordering: .sequentiallyConsistent)
+            isRunning.store(true, ordering: .sequentiallyConsistent)
+            state.started = true
+            if isManual { return .success(()) }
+            for workstream in workstreams {
+                switch WorkerThread.spawn(core: self, workstream: workstream) {
+                case .success(let thread): state.threads.append(thread)
+                case .failure(let error):
+                    isRunning.store(false, ordering: .sequentiallyConsistent)
+                    stopRequest.store(2, ordering: .sequentiallyConsistent)
+                    for workstream in workstreams { workstream.signal.signal() }
+                    for thread in state.threads { pthread_join(thread, nil) }
+                    state.threads = []
+                    state.started = false
+                    return .failure(error)
+                }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    func stop(_ mode: StopMode) {
+        control.withLock { state in
+            guard state.started else { return }
+            if isManual, mode == .drain {
+                while workstreams.contains(where: { runPass($0) }) {}
+            }
+            isRunning.store(false, ordering: .sequentiallyConsistent)
+            stopRequest.store(mode == .drain ? 1 : 2, ordering: .sequentiallyConsistent)
+            for workstream in workstreams { workstream.signal.signal() }
+            for thread in state.threads { pthread_join(thread, nil) }
+            state.threads = []
+            state.started = false
+            // Workers are gone: this thread is now the only consumer of every ring.
+            for registered in state.registered.compactMap({ $0 }) {
+                for queue in registered.queues {
+                    if let discarded = queue.ring?.discardAll(), discarded > 0 {
+                        discardedAtStop.wrappingAdd(discarded, ordering: .relaxed)
+                    }
+                }
+            }
+            for workstream in workstreams {
+                workstream.pending.store(0, ordering: .relaxed)
+                workstream.carry = 0
+            }
+        }
+    }
+
+    // MARK: Serialization (S2, S3)
+
+    func requireSerialization(by component: String) {
+        control.withLock { state in
+            if !state.started {
+                if !serializeAll.load(ordering: .relaxed) {
+                    warn("\(component) is not concurrency-safe: every handler now runs under the global lock")
+                }
+                serializeAll.store(true, ordering: .relaxed)
+            } else {
+                lateSerializationRequests.wrappingAdd(1, ordering: .relaxed)
+                if !state.warnedLateSerialization {
+                    state.warnedLateSerialization = true
+                    warn(
+                        "\(component) is not concurrency-safe but the engine is already running; "
+                            + "set serializeAllHandlers in the configuration (or call requireSerialization "
+                            + "before start()) to run every handler under the global lock")
+                } else {
+                    warn("\(component) is not concurrency-safe (late request, ignored)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+// PacketBurst: the packets a handler receives in one call. It is a view over engine-owned
+// storage (a queue's slots, or the caller's batch in direct dispatch); the handler takes packets
+// out with `next()`, and whatever it leaves is released when the burst ends.
+
+/// The packets one handler call receives, in order.
+///
+/// Take each packet with ``next()`` to keep or forward it; packets not taken are released when
+/// the handler returns. A burst is empty for a protocol registered without a queue (a software
+/// interrupt, FreeBSD's `nh_handler` called with no mbuf).
+///
+/// Thread-safety: valid only during the handler call that receives it; do not store it.
+public struct PacketBurst: ~Copyable {
+    private let base: UnsafeMutablePointer<Packet>?
+    /// How many packets the burst started with.
+    public let count: Int
+    private var taken: Int
+    /// The workstream this burst is handled on.
+    public let workstreamID: Int
+
+    init(base: UnsafeMutablePointer<Packet>?, count: Int, workstreamID: Int) {
+        self.base = base
+        self.count = count
+        self.taken = 0
+        self.workstreamID = workstreamID
+    }
+
+    /// Whether the burst holds no packet at all (a software interrupt).
+    public var isEmpty: Bool { count == 0 }
+
+    /// How many packets are still to be taken.
+    public var remaining: Int { count - taken }
+
+    /// Takes the next packet, or returns `nil` when all have been taken.
+    public mutating func next() -> Packet? {
+        guard taken < count, let base else { return nil }
+        let packet = (base + taken).move()
+        taken += 1
+        return packet
+    }
+
+    /// Reads the next packet without taking it.
+    public func peek<R>(_ body: (borrowing Packet) -> R) -> R? {
+        guard taken < count, let base else { return nil }
+        return body(base[taken])
+    }
+
+    deinit {
+        if let base, taken < count {
+            (base + taken).deinitialize(count: count - taken)
+        }
+    }
+}

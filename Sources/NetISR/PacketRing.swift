@@ -1,0 +1,162 @@
+// PacketRing: the bounded queue between dispatching threads and one workstream, for one
+// protocol (FreeBSD's per-workstream `nw_queue`).
+//
+// Design: a multi-producer, single-consumer ring in the style of DPDK's `rte_ring`, moving
+// packets in bursts.
+// - Producers reserve a run of slots with one compare-exchange on `producerHead`, move their
+//   packets in, then publish by advancing `producerTail` in reservation order (a later producer
+//   waits for earlier ones to publish: spin, then yield).
+// - The one consumer (the workstream's thread, or the control path while that thread is known
+//   not to run) reads `producerTail`, hands the contiguous run of slots to the handler in place,
+//   then advances `consumerHead`.
+// - The limit is separate from the capacity so it can change at run time without moving
+//   packets: capacity is the maximum queue limit rounded up to a power of two, and a run only
+//   fits if it keeps the length within the current limit.
+// Orderings: the tail store (release) pairs with the consumer's tail load (acquire), publishing
+// the slots; the consumer's head store (release) pairs with the producers' head load (acquire),
+// so a slot is reused only after its packet was moved out. Producer-side fields, the tail and the
+// consumer's head sit on separate cache lines.
+//
+// Cost noted for later: capacity follows the maximum limit (10,240 → 16,384 slots × 48 bytes =
+// 768 KiB of address space per queue, resident as it wraps). Revisit with growable rings if
+// many protocols × workstreams make that matter.
+
+import CNetISRShim
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+final class PacketRing: @unchecked Sendable {  // unchecked: slots are guarded by the head/tail protocol above
+    private let storage: UnsafeMutablePointer<Packet>
+    let capacity: Int
+    private let mask: Int
+    private let padding0 = CacheLinePadding()
+
+    // Producers' line: written by every producer.
+    private let producerHead = Atomic<Int>(0)
+    private let cachedConsumerHead = Atomic<Int>(0)
+    private let limitValue: Atomic<Int>
+    private let padding1 = CacheLinePadding()
+
+    // Publication line: written by producers, read by the consumer each burst.
+    private let producerTail = Atomic<Int>(0)
+    private let padding2 = CacheLinePadding()
+
+    // Consumer's line: written by the consumer, read by producers when their cached copy says full.
+    private let consumerHead = Atomic<Int>(0)
+    private let padding3 = CacheLinePadding()
+
+    init(capacityAtLeast minimum: Int, limit: Int) {
+        var capacity = 1
+        while capacity < minimum { capacity <<= 1 }
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self.storage = .allocate(capacity: capacity)
+        self.limitValue = Atomic(min(limit, capacity))
+    }
+
+    deinit {
+        discardAll()
+        storage.deallocate()
+    }
+
+    /// The queue limit: most packets that may wait at once.
+    var limit: Int {
+        get { limitValue.load(ordering: .relaxed) }
+        set { limitValue.store(min(newValue, capacity), ordering: .relaxed) }
+    }
+
+    /// Packets published and not yet consumed.
+    var count: Int {
+        let head = consumerHead.load(ordering: .relaxed)
+        return max(0, producerTail.load(ordering: .acquiring) - head)
+    }
+
+    /// Whether no packet is queued or being queued (a reservation counts as queued).
+    var isEmptyIncludingReservations: Bool {
+        producerHead.load(ordering: .sequentiallyConsistent) == consumerHead.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Moves up to `count` packets from `source` into the ring, in order.
+    ///
+    /// - Returns: how many were moved (the first ones) and the queue length right after, as seen
+    ///   by this producer. Packets not moved stay in `source`, owned by the caller.
+    func enqueue(from source: UnsafeMutablePointer<Packet>, count wanted: Int) -> (moved: Int, length: Int) {
+        var head = producerHead.load(ordering: .relaxed)
+        var start = 0
+        var moved = 0
+        var consumed = 0
+        while true {
+            let limit = limitValue.load(ordering: .relaxed)
+            consumed = cachedConsumerHead.load(ordering: .acquiring)
+            var free = limit - (head - consumed)
+            if free < wanted {
+                consumed = consumerHead.load(ordering: .acquiring)
+                cachedConsumerHead.store(consumed, ordering: .releasing)
+                free = limit - (head - consumed)
+            }
+            moved = min(wanted, free)
+            if moved <= 0 { return (0, head - consumed) }
+            let (exchanged, original) = producerHead.weakCompareExchange(
+                expected: head, desired: head + moved, successOrdering: .relaxed, failureOrdering: .relaxed)
+            if exchanged {
+                start = head
+                break
+            }
+            head = original
+        }
+        let first = start & mask
+        let firstRun = min(moved, capacity - first)
+        (storage + first).moveInitialize(from: source, count: firstRun)
+        if firstRun < moved {
+            storage.moveInitialize(from: source + firstRun, count: moved - firstRun)
+        }
+        var spins = 0
+        while producerTail.load(ordering: .acquiring) != start {
+            spins += 1
+            if spins < 64 { netisr_cpu_relax() } else { sched_yield() }
+        }
+        producerTail.store(start + moved, ordering: .releasing)
+        return (moved, start + moved - consumed)
+    }
+
+    /// The next contiguous run of up to `maximum` published packets, left in place for the handler.
+    /// Consumer only; follow with `advance(by:)` once the packets have been moved out.
+    func peek(maximum: Int) -> (base: UnsafeMutablePointer<Packet>, count: Int, length: Int) {
+        let head = consumerHead.load(ordering: .relaxed)
+        let available = producerTail.load(ordering: .acquiring) - head
+        let index = head & mask
+        let run = min(available, maximum, capacity - index)
+        return (storage + index, max(0, run), available)
+    }
+
+    /// Frees `count` slots whose packets have been moved out or deinitialized. Consumer only.
+    func advance(by count: Int) {
+        let head = consumerHead.load(ordering: .relaxed)
+        consumerHead.store(head + count, ordering: .releasing)
+    }
+
+    /// Releases every published packet. Consumer only.
+    @discardableResult
+    func discardAll() -> Int {
+        var total = 0
+        while true {
+            let run = peek(maximum: capacity)
+            if run.count == 0 { return total }
+            run.base.deinitialize(count: run.count)
+            advance(by: run.count)
+            total += run.count
+        }
+    }
+}
+
+/// 128 bytes of nothing: keeps the fields around it on different cache lines (and out of the
+/// adjacent-line prefetcher's pair).
+struct CacheLinePadding {
+    private var words: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+}

@@ -1,0 +1,37 @@
+// RegisteredProtocol: an immutable registration as the packet path sees it, with its queues.
+//
+// Published in a ProtocolSlot through an atomic unmanaged pointer; the engine's control state
+// keeps the strong reference. A reader (inside the ReaderGate) may use the object until it
+// exits the gate; unregister unpublishes it, waits for the gate, and only then drains its queues
+// and lets it go.
+
+import Synchronization
+
+final class RegisteredProtocol: Sendable {
+    let registration: ProtocolRegistration
+    let number: Int
+    /// The handler must run under the global lock and is never directly dispatched.
+    let needsGiant: Bool
+    let queueLimit: Atomic<Int>
+    /// One per workstream, in workstream order.
+    let queues: [WorkstreamQueue]
+
+    init(registration: ProtocolRegistration, needsGiant: Bool, queueLimit: Int, ringCapacity: Int, workstreams: Int) {
+        self.registration = registration
+        self.number = registration.number.rawValue
+        self.needsGiant = needsGiant
+        self.queueLimit = Atomic(queueLimit)
+        self.queues = (0..<workstreams).map { _ in
+            WorkstreamQueue(
+                ring: registration.hasQueue ? PacketRing(capacityAtLeast: ringCapacity, limit: queueLimit) : nil)
+        }
+    }
+}
+
+/// One protocol number's slot. The pointer is published with sequentially consistent stores and
+/// read inside the ReaderGate.
+final class ProtocolSlot: Sendable {
+    let current = Atomic<Unmanaged<RegisteredProtocol>?>(nil)
+    /// Packets offered to this number while nothing was registered.
+    let noHandlerDrops = Atomic<Int>(0)
+}

@@ -1,0 +1,221 @@
+// Dispatch policies (behaviour 3, S5, S10), queue (4, S6), software interrupts (2, S8),
+// pending-bit order (6, S7) and placement (7) — on the deterministic engine.
+
+import NetISR
+import NetISRTesting
+import Testing
+
+@Suite struct DispatchTests {
+    let recorder = Recorder()
+
+    func engine(workstreams: Int = 1, policy: DispatchPolicy) throws -> EmbeddedNetISR {
+        let embedded = try EmbeddedNetISR(workstreamCount: workstreams)
+        embedded.engine.dispatchPolicy = policy
+        return embedded
+    }
+
+    @Test func directRunsInTheCaller() throws {
+        let embedded = try engine(policy: .direct)
+        try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        #expect(embedded.engine.dispatch(1, packet(nil, sequence: 7)) == .handled)
+        #expect(recorder.all.map(\.sequence) == [7])
+        #expect(recorder.all.first?.onWorker == false)
+        let row = embedded.engine.snapshot().work[0]
+        #expect((row.dispatched, row.queued, row.handled) == (1, 0, 1))
+        #expect(embedded.runUntilIdle() == 0)
+    }
+
+    @Test func deferredAlwaysQueues() throws {
+        let embedded = try engine(policy: .deferred)
+        try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        #expect(embedded.engine.dispatch(1, packet(nil)) == .queued)
+        #expect(recorder.all.isEmpty)
+        #expect(embedded.runUntilIdle() == 1)
+        #expect(recorder.all.count == 1)
+        let row = embedded.engine.snapshot().work[0]
+        #expect((row.dispatched, row.queued, row.handled, row.length) == (0, 1, 1, 0))
+    }
+
+    @Test func aProtocolOverridesTheEngineAndTheEngineDefaultChangesAtRunTime() throws {
+        let embedded = try engine(policy: .direct)
+        try embedded.engine.register(
+            ProtocolRegistration(name: "slow", number: 2, dispatchPolicy: .deferred, handler: recorder.handler(tag: 2)))
+        try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        #expect(embedded.engine.dispatch(2, packet(nil)) == .queued)
+        #expect(embedded.engine.dispatch(1, packet(nil)) == .handled)
+        embedded.engine.dispatchPolicy = .deferred
+        #expect(embedded.engine.dispatch(1, packet(nil)) == .queued)
+        #expect(embedded.engine.snapshot().configuration.dispatchPolicy == .deferred)
+    }
+
+    @Test func hybridRunsDirectlyOnlyWhenTheWorkstreamIsIdle() throws {
+        let embedded = try engine(policy: .hybrid)
+        try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        try embedded.engine.register(ProtocolRegistration(name: "arp", number: 2, handler: recorder.handler(tag: 2)))
+        #expect(embedded.engine.dispatch(1, packet(nil, sequence: 1)) == .handled)
+        // Something is queued (scheduled): hybrid must not overtake it, even for another protocol.
+        #expect(embedded.engine.queue(1, packet(nil, sequence: 2)) == .queued)
+        #expect(embedded.engine.dispatch(1, packet(nil, sequence: 3)) == .queued)
+        #expect(embedded.engine.dispatch(2, packet(nil, sequence: 4)) == .queued)
+        embedded.runUntilIdle()
+        #expect(recorder.all.map(\.sequence) == [1, 2, 3, 4])
+        #expect(embedded.engine.dispatch(1, packet(nil, sequence: 5)) == .handled)
+        let row = embedded.engine.snapshot().work.first { $0.number == 1 }!
+        #expect((row.hybridDispatched, row.queued, row.handled) == (2, 2, 4))
+    }
+
+    @Test func aHandlerThatIsNotConcurrencySafeIsNeverDirectlyDispatched() throws {
+        for policy in DispatchPolicy.allCases {
+            let embedded = try engine(policy: policy)
+            try embedded.engine.register(
+                ProtocolRegistration(name: "giant", number: 1, isConcurrencySafe: false, handler: recorder.handler(tag: 1)))
+            #expect(embedded.engine.dispatch(1, packet(nil)) == .queued)
+            #expect(embedded.engine.snapshot().protocols[0].isConcurrencySafe == false)
+        }
+    }
+
+    @Test func queueOutcomesAreQueuedNoHandlerOrQueueFull() throws {
+        let embedded = try engine(policy: .direct)
+        let releases = ReleaseCounter()
+        try embedded.engine.register(
+            ProtocolRegistration(name: "ip", number: 1, queueLimit: 1, handler: recorder.handler(tag: 1)))
+        #expect(embedded.engine.queue(1, packet(releases)) == .queued)
+        #expect(embedded.engine.queue(1, packet(releases)) == .dropped(.queueFull))
+        #expect(embedded.engine.queue(7, packet(releases)) == .dropped(.noHandler))
+        #expect(embedded.engine.queue(99, packet(releases)) == .dropped(.noHandler))
+        #expect(releases.count == 3)
+        let totals = embedded.engine.snapshot().totals
+        #expect((totals.queued, totals.queueDrops, totals.noHandlerDrops) == (1, 1, 2))
+        embedded.runUntilIdle()
+        expectConservation(embedded.engine.snapshot(), offered: 4, releases: releases)
+    }
+
+    @Test func aProtocolWithoutAQueueIsASoftwareInterrupt() throws {
+        let embedded = try engine(policy: .deferred)
+        try embedded.engine.register(
+            ProtocolRegistration(name: "swi", number: 3, hasQueue: false, handler: recorder.handler(tag: 3)))
+        #expect(embedded.engine.schedule(3))
+        #expect(embedded.engine.schedule(3))  // coalesced: one pending bit
+        #expect(!embedded.engine.schedule(4))
+        #expect(recorder.emptyCalls.load(ordering: .relaxed) == 0)
+        embedded.runUntilIdle()
+        #expect(recorder.emptyCalls.load(ordering: .relaxed) == 1)
+        #expect(recorder.all.isEmpty)
+        #expect(embedded.engine.snapshot().totals.softwareInterrupts == 1)
+        // A packet for it has nowhere to go: dropped and counted, as the seed does.
+        let releases = ReleaseCounter()
+        #expect(embedded.engine.dispatch(3, packet(releases)) == .dropped(.noHandler))
+        #expect(releases.count == 1)
+    }
+
+    @Test func pendingProtocolsAreServedLowestNumberFirst() throws {
+        let embedded = try engine(policy: .deferred)
+        for number in [9, 2, 5] {
+            try embedded.engine.register(
+                ProtocolRegistration(name: "p\(number)", number: ProtocolNumber(number), handler: recorder.handler(tag: number)))
+        }
+        for number in [9, 5, 2, 9] { embedded.engine.dispatch(ProtocolNumber(number), packet(nil)) }
+        #expect(embedded.runPass())
+        #expect(recorder.all.map(\.tag) == [2, 5, 9, 9])
+        #expect(!embedded.runPass())
+    }
+
+    @Test func aQuantumLeavesTheRestForTheNextPass() throws {
+        var configuration = NetISRConfiguration()
+        configuration.burstSize = 4
+        configuration.quantum = 8
+        let embedded = try EmbeddedNetISR(configuration: configuration)
+        embedded.engine.dispatchPolicy = .deferred
+        try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        for sequence in 0..<20 { embedded.engine.dispatch(1, packet(nil, sequence: UInt64(sequence))) }
+        #expect(embedded.runPass())
+        #expect(recorder.all.count == 8)
+        #expect(embedded.runUntilIdle() == 2)
+        #expect(recorder.all.map(\.sequence) == (0..<20).map(UInt64.init))
+    }
+
+    @Test func placementBySourceFlowAndCallbacks() throws {
+        let embedded = try engine(workstreams: 3, policy: .deferred)
+        try embedded.engine.register(ProtocolRegistration(name: "src", number: 1, handler: recorder.handler(tag: 1)))
+        try embedded.engine.register(
+            ProtocolRegistration(name: "flow", number: 2, ordering: .flow(), handler: recorder.handler(tag: 2)))
+        try embedded.engine.register(
+            ProtocolRegistration(
+                name: "flowcb", number: 3, ordering: .flow({ packet in packet.sourceID == 0 ? nil : packet.sourceID * 10 }),
+                handler: recorder.handler(tag: 3)))
+        try embedded.engine.register(
+            ProtocolRegistration(
+                name: "cpu", number: 4, ordering: .cpu({ packet in .workstream(Int(packet.timestamp)) }),
+                handler: recorder.handler(tag: 4)))
+        embedded.engine.dispatch(1, packet(nil, source: 7, flow: 2))  // source 7 → ws 1
+        embedded.engine.dispatch(2, packet(nil, source: 7, flow: 2))  // flow 2 → ws 2
+        embedded.engine.dispatch(2, packet(nil, source: 4))  // no flow, no callback → source 4 → ws 1
+        embedded.engine.dispatch(3, packet(nil, source: 2))  // callback flow 20 → ws 2
+        embedded.engine.dispatch(3, packet(nil, source: 0))  // callback has none → source 0 → ws 0
+        embedded.engine.dispatch(4, packet(nil, sequence: 5))  // callback → ws 5 mod 3 = 2
+        embedded.runUntilIdle()
+        let seen = recorder.all.map { [$0.tag, $0.workstream] }.sorted { ($0[0], $0[1]) < ($1[0], $1[1]) }
+        #expect(seen == [[1, 1], [2, 1], [2, 2], [3, 0], [3, 2], [4, 2]])
+        // The flow callback's id is kept on the packet.
+        #expect(recorder.all.filter { $0.tag == 3 }.compactMap(\.flow) == [20])
+        let flags = embedded.engine.snapshot().protocols.map { "\($0.hasCPUCallback)\($0.hasFlowCallback)" }
+        #expect(flags == ["falsefalse", "falsefalse", "falsetrue", "truefalse"])
+    }
+
+    @Test func noCPUPreferenceRunsHereUnderHybridAndFallsBackToSourceOtherwise() throws {
+        let embedded = try engine(workstreams: 2, policy: .hybrid)
+        try embedded.engine.register(
+            ProtocolRegistration(name: "cpu", number: 1, ordering: .cpu({ _ in .none }), handler: recorder.handler(tag: 1)))
+        embedded.engine.queue(1, packet(nil, source: 1))  // ws 1 now has work pending
+        #expect(embedded.engine.dispatch(1, packet(nil, source: 1)) == .handled)  // still runs here
+        embedded.engine.dispatchPolicy = .deferred
+        #expect(embedded.engine.dispatch(1, packet(nil, source: 1)) == .queued)
+        embedded.runUntilIdle()
+        #expect(recorder.all.map(\.workstream) == [1, 1, 1])
+    }
+
+    @Test func aBatchIsGroupedPerWorkstreamInOrder() throws {
+        let embedded = try engine(workstreams: 2, policy: .deferred)
+        let releases = ReleaseCounter()
+        try embedded.engine.register(
+            ProtocolRegistration(name: "ip", number: 1, queueLimit: 3, ordering: .flow(), handler: recorder.handler(tag: 1)))
+        var batch = PacketBatch(capacity: 8)
+        for sequence in 0..<8 {
+            if batch.append(packet(releases, flow: UInt32(sequence % 2), sequence: UInt64(sequence))) != nil {
+                Issue.record("batch full too early")
+            }
+        }
+        var handedBack = false
+        if let rejected = batch.append(packet(releases)) {  // full: handed back, released here
+            handedBack = true
+            rejected.release()
+        }
+        #expect(handedBack)
+        let outcome = embedded.engine.dispatch(1, batch: &batch)
+        let emptied = batch.isEmpty
+        #expect(emptied)
+        #expect(outcome.queued == 6 && outcome.droppedQueueFull == 2 && outcome.total == 8)
+        embedded.runUntilIdle()
+        #expect(recorder.all.filter { $0.workstream == 0 }.map(\.sequence) == [0, 2, 4])
+        #expect(recorder.all.filter { $0.workstream == 1 }.map(\.sequence) == [1, 3, 5])
+        expectConservation(embedded.engine.snapshot(), offered: 8)
+        #expect(releases.count == 9)
+    }
+
+    @Test func packetsTakenFromABurstAreTheHandlersToForward() throws {
+        let embedded = try engine(policy: .deferred)
+        let engine = embedded.engine
+        let releases = ReleaseCounter()
+        // "ether" hands every packet on to "ip", as FreeBSD's ether_input does.
+        try engine.register(
+            ProtocolRegistration(name: "ether", number: 5) { burst in
+                while let packet = burst.next() { engine.dispatch(1, packet) }
+            })
+        try engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
+        for sequence in 0..<3 { engine.dispatch(5, packet(releases, sequence: UInt64(sequence))) }
+        embedded.runUntilIdle()
+        #expect(recorder.all.map(\.sequence) == [0, 1, 2])
+        #expect(releases.count == 3)
+        #expect(engine.snapshot().totals.offered == 6)
+    }
+}
