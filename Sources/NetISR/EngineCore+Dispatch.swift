@@ -116,7 +116,9 @@ extension EngineCore {
     ) {
         let width = workstreams.count
         let groups = 2 * width
-        func group(_ target: Int) -> Int { target & Self.runHereFlag != 0 ? width + (target ^ Self.runHereFlag) : target }
+        func group(_ target: Int) -> Int {
+            target & Self.runHereFlag != 0 ? width + (target ^ Self.runHereFlag) : target
+        }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: groups) { next in
             next.initialize(repeating: 0)
             for offset in 0..<count { next[group(targets[offset])] += 1 }
@@ -136,7 +138,8 @@ extension EngineCore {
                 var begin = 0
                 for index in 0..<groups where next[index] > begin {
                     let target = index < width ? index : (index - width) | Self.runHereFlag
-                    deliver(registered, slot, policy, sorted + begin, next[index] - begin, to: target, whenFull, &outcome)
+                    deliver(
+                        registered, slot, policy, sorted + begin, next[index] - begin, to: target, whenFull, &outcome)
                     begin = next[index]
                 }
             }
@@ -212,7 +215,8 @@ extension EngineCore {
                 workstream.schedule(bit)
             }
             if offset == count || whenFull == .drop || isManual || !isRunning.load(ordering: .relaxed) { break }
-            stillRegistered = slot.current.load(ordering: .relaxed)?.toOpaque() == Unmanaged.passUnretained(registered).toOpaque()
+            stillRegistered =
+                slot.current.load(ordering: .relaxed)?.toOpaque() == Unmanaged.passUnretained(registered).toOpaque()
             if !stillRegistered { break }
             if attempt == 0 { queue.waits.wrappingAdd(1, ordering: .relaxed) }
             attempt += 1
@@ -232,6 +236,54 @@ extension EngineCore {
             queue.queueDrops.wrappingAdd(rest, ordering: .relaxed)
             outcome.droppedQueueFull += rest
         }
+    }
+
+    /// Groups packets by the protocol `next` names (a stable counting sort on the stack) and
+    /// dispatches each group as one run.
+    func dispatchByProtocol(
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, whenFull: QueueFullAction,
+        next: (borrowing Packet) -> ProtocolNumber
+    ) -> BatchOutcome {
+        var outcome = BatchOutcome()
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { numbers in
+            var uniform = true
+            for offset in 0..<count {
+                let number = next(base[offset]).rawValue
+                numbers[offset] = (0..<slots.count).contains(number) ? number : slots.count
+                if numbers[offset] != numbers[0] { uniform = false }
+            }
+            if uniform {
+                outcome.add(dispatchRun(ProtocolNumber(numbers[0]), base, count, whenFull: whenFull, alwaysQueue: false))
+                return
+            }
+            let buckets = slots.count + 1
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: buckets) { next in
+                next.initialize(repeating: 0)
+                for offset in 0..<count { next[numbers[offset]] += 1 }
+                var start = 0
+                for bucket in 0..<buckets {
+                    let size = next[bucket]
+                    next[bucket] = start
+                    start += size
+                }
+                withUnsafeTemporaryAllocation(of: Packet.self, capacity: count) { scratch in
+                    let sorted = scratch.baseAddress!
+                    for offset in 0..<count {
+                        (sorted + next[numbers[offset]]).initialize(to: (base + offset).move())
+                        next[numbers[offset]] += 1
+                    }
+                    var begin = 0
+                    for bucket in 0..<buckets where next[bucket] > begin {
+                        outcome.add(
+                            dispatchRun(
+                                ProtocolNumber(bucket), sorted + begin, next[bucket] - begin, whenFull: whenFull,
+                                alwaysQueue: false))
+                        begin = next[bucket]
+                    }
+                }
+            }
+        }
+        return outcome
     }
 
     /// Makes a worker run a protocol's handler (with an empty burst for a protocol without a queue).

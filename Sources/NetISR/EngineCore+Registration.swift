@@ -18,7 +18,8 @@ extension EngineCore {
             throw NetISRError(.invalidRegistration, "protocol \(index) needs a name")
         }
         guard registration.queueLimit >= 0 else {
-            throw NetISRError(.invalidRegistration, "\(registration.name): queue limit \(registration.queueLimit) is negative")
+            throw NetISRError(
+                .invalidRegistration, "\(registration.name): queue limit \(registration.queueLimit) is negative")
         }
         if !registration.hasQueue {
             guard registration.queueLimit == 0, registration.dispatchPolicy == nil else {
@@ -26,7 +27,8 @@ extension EngineCore {
                     .invalidRegistration,
                     "\(registration.name): a protocol without a queue takes no queue limit or dispatch policy")
             }
-            if case .source = registration.ordering {} else {
+            if case .source = registration.ordering {
+            } else {
                 throw NetISRError(
                     .invalidRegistration, "\(registration.name): a protocol without a queue has no ordering policy")
             }

@@ -81,6 +81,17 @@ extension EngineCore {
         }
     }
 
+    /// Polls briefly for work before the worker sleeps; returns whether work arrived.
+    private func spinUntilWork(_ workstream: Workstream) -> Bool {
+        for _ in 0..<configuration.idleSpins {
+            netisr_cpu_relax()
+            if workstream.pending.load(ordering: .relaxed) != 0 || stopRequest.load(ordering: .relaxed) != 0 {
+                return true
+            }
+        }
+        return false
+    }
+
     /// The worker thread's body.
     func workerLoop(_ workstream: Workstream) {
         while true {
@@ -92,6 +103,7 @@ extension EngineCore {
                 netisr_cpu_relax()
                 continue
             }
+            if spinUntilWork(workstream) { continue }
             workstream.asleep.store(true, ordering: .sequentiallyConsistent)
             workstream.signal.wait {
                 workstream.pending.load(ordering: .sequentiallyConsistent) == 0
@@ -126,7 +138,8 @@ enum WorkerThread {
                 if workstream.isBound {
                     let status = netisr_bind_current_thread(Int32(workstream.cpu))
                     if status != 0 {
-                        context.core.warn("could not bind \(workstream.threadName) to CPU \(workstream.cpu) (errno \(status))")
+                        context.core.warn(
+                            "could not bind \(workstream.threadName) to CPU \(workstream.cpu) (errno \(status))")
                     }
                 }
                 context.core.workerLoop(workstream)

@@ -69,5 +69,6 @@ public indirect enum JSONValue: Sendable, Equatable {
         out += "\""
     }
 
+    /// Equal when both render to the same text.
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered == rhs.rendered }
 }

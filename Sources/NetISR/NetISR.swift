@@ -124,6 +124,21 @@ public final class NetISR: Sendable {
         }
     }
 
+    /// Hands every packet left in `burst` on to the protocol `next` names for it, one dispatch per
+    /// protocol and workstream — how a link-layer handler feeds the network layer (FreeBSD's
+    /// `ether_demux` calling `netisr_dispatch`) without paying a dispatch per packet.
+    ///
+    /// Packets keep their order within each protocol.
+    @discardableResult
+    public func dispatch(
+        _ burst: inout PacketBurst, whenFull: QueueFullAction = .drop,
+        to next: (borrowing Packet) -> ProtocolNumber
+    ) -> BatchOutcome {
+        let (base, count) = burst.takeRemaining()
+        guard let base, count > 0 else { return BatchOutcome() }
+        return core.dispatchByProtocol(base, count, whenFull: whenFull, next: next)
+    }
+
     /// Queues a packet for a workstream whatever the dispatch policy (the seed's `netisr_queue`).
     ///
     /// - Returns: `.queued`, `.dropped(.noHandler)` (ENXIO) or `.dropped(.queueFull)` (ENOBUFS).

@@ -30,6 +30,10 @@ public struct NetISRConfiguration: Sendable {
     public var bindThreads = false
     /// Keep workers polling instead of sleeping when idle (the seed's `DEVICE_POLLING`).
     public var pollMode = false
+    /// How many times an idle worker re-checks for work (with a CPU pause between checks) before
+    /// it sleeps. Spinning briefly saves a futex wake-up per burst when packets arrive in a
+    /// steady stream; 0 sleeps at once. Ignored in poll mode.
+    public var idleSpins = 2_000
     /// Run every handler under the global lock ("Giant"), as the seed's `debug.mpsafenet=0`.
     public var serializeAllHandlers = false
     /// The most packets one handler call receives from a queue.
@@ -59,6 +63,7 @@ public struct NetISRConfiguration: Sendable {
             "defaultQueueLimit must be 1…maximumQueueLimit, not \(defaultQueueLimit)")
         try check((1...4096).contains(burstSize), "burstSize must be 1…4096, not \(burstSize)")
         try check(quantum >= burstSize, "quantum must be at least burstSize")
+        try check(idleSpins >= 0, "idleSpins must not be negative")
     }
 }
 

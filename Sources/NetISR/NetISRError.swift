@@ -31,6 +31,7 @@ public struct NetISRError: Error, Hashable, Sendable, CustomStringConvertible {
         /// A workstream thread could not be created.
         public static let threadStartFailed = Code(.threadStartFailed)
 
+        /// The code's name.
         public var description: String { "\(value)" }
     }
 
@@ -45,5 +46,6 @@ public struct NetISRError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// The code and the message.
     public var description: String { "\(code): \(message)" }
 }

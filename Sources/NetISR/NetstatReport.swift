@@ -20,7 +20,9 @@ public enum NetstatReport {
             left("Threads bound to CPUs", 25), right(configuration.threadsBound ? "enabled" : "disabled", 12),
             right("n/a", 12))
         out += "\nProtocols:\n"
-        out += line(left("Name", 6), right("Proto", 5), right("QLimit", 6), left("Policy", 6), left("Dispatch", 8), left("Flags", 5))
+        out += line(
+            left("Name", 6), right("Proto", 5), right("QLimit", 6), left("Policy", 6), left("Dispatch", 8),
+            left("Flags", 5))
         for info in snapshot.protocols {
             out +=
                 left(info.name, 6) + " " + right(info.number, 5) + " " + right(info.queueLimit, 6) + " "

@@ -44,6 +44,13 @@ public struct PacketBurst: ~Copyable {
         return body(base[taken])
     }
 
+    /// Takes every packet not yet taken, for the engine to move out.
+    mutating func takeRemaining() -> (base: UnsafeMutablePointer<Packet>?, count: Int) {
+        let start = taken
+        taken = count
+        return (base.map { $0 + start }, count - start)
+    }
+
     deinit {
         if let base, taken < count {
             (base + taken).deinitialize(count: count - taken)

@@ -96,6 +96,15 @@ public struct BatchOutcome: Sendable, Equatable {
     /// Creates an empty outcome.
     public init() {}
 
+    /// Adds another outcome's counts.
+    public mutating func add(_ other: BatchOutcome) {
+        handled += other.handled
+        queued += other.queued
+        droppedNoHandler += other.droppedNoHandler
+        droppedQueueFull += other.droppedQueueFull
+        droppedStopped += other.droppedStopped
+    }
+
     /// Every packet the batch held.
     public var total: Int { handled + queued + droppedNoHandler + droppedQueueFull + droppedStopped }
 }

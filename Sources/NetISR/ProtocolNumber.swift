@@ -18,7 +18,9 @@ public struct ProtocolNumber: RawRepresentable, Hashable, Comparable, Sendable, 
     /// Creates a protocol number from a literal.
     public init(integerLiteral value: Int) { self.rawValue = value }
 
+    /// Orders by slot number.
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 
+    /// The slot number as text.
     public var description: String { String(rawValue) }
 }

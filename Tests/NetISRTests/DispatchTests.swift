@@ -68,7 +68,8 @@ import Testing
         for policy in DispatchPolicy.allCases {
             let embedded = try engine(policy: policy)
             try embedded.engine.register(
-                ProtocolRegistration(name: "giant", number: 1, isConcurrencySafe: false, handler: recorder.handler(tag: 1)))
+                ProtocolRegistration(
+                    name: "giant", number: 1, isConcurrencySafe: false, handler: recorder.handler(tag: 1)))
             #expect(embedded.engine.dispatch(1, packet(nil)) == .queued)
             #expect(embedded.engine.snapshot().protocols[0].isConcurrencySafe == false)
         }
@@ -112,7 +113,8 @@ import Testing
         let embedded = try engine(policy: .deferred)
         for number in [9, 2, 5] {
             try embedded.engine.register(
-                ProtocolRegistration(name: "p\(number)", number: ProtocolNumber(number), handler: recorder.handler(tag: number)))
+                ProtocolRegistration(
+                    name: "p\(number)", number: ProtocolNumber(number), handler: recorder.handler(tag: number)))
         }
         for number in [9, 5, 2, 9] { embedded.engine.dispatch(ProtocolNumber(number), packet(nil)) }
         #expect(embedded.runPass())
@@ -141,7 +143,8 @@ import Testing
             ProtocolRegistration(name: "flow", number: 2, ordering: .flow(), handler: recorder.handler(tag: 2)))
         try embedded.engine.register(
             ProtocolRegistration(
-                name: "flowcb", number: 3, ordering: .flow({ packet in packet.sourceID == 0 ? nil : packet.sourceID * 10 }),
+                name: "flowcb", number: 3,
+                ordering: .flow({ packet in packet.sourceID == 0 ? nil : packet.sourceID * 10 }),
                 handler: recorder.handler(tag: 3)))
         try embedded.engine.register(
             ProtocolRegistration(
@@ -165,7 +168,8 @@ import Testing
     @Test func noCPUPreferenceRunsHereUnderHybridAndFallsBackToSourceOtherwise() throws {
         let embedded = try engine(workstreams: 2, policy: .hybrid)
         try embedded.engine.register(
-            ProtocolRegistration(name: "cpu", number: 1, ordering: .cpu({ _ in .none }), handler: recorder.handler(tag: 1)))
+            ProtocolRegistration(
+                name: "cpu", number: 1, ordering: .cpu({ _ in .none }), handler: recorder.handler(tag: 1)))
         embedded.engine.queue(1, packet(nil, source: 1))  // ws 1 now has work pending
         #expect(embedded.engine.dispatch(1, packet(nil, source: 1)) == .handled)  // still runs here
         embedded.engine.dispatchPolicy = .deferred
@@ -178,7 +182,8 @@ import Testing
         let embedded = try engine(workstreams: 2, policy: .deferred)
         let releases = ReleaseCounter()
         try embedded.engine.register(
-            ProtocolRegistration(name: "ip", number: 1, queueLimit: 3, ordering: .flow(), handler: recorder.handler(tag: 1)))
+            ProtocolRegistration(
+                name: "ip", number: 1, queueLimit: 3, ordering: .flow(), handler: recorder.handler(tag: 1)))
         var batch = PacketBatch(capacity: 8)
         for sequence in 0..<8 {
             if batch.append(packet(releases, flow: UInt32(sequence % 2), sequence: UInt64(sequence))) != nil {
@@ -217,5 +222,44 @@ import Testing
         #expect(recorder.all.map(\.sequence) == [0, 1, 2])
         #expect(releases.count == 3)
         #expect(engine.snapshot().totals.offered == 6)
+    }
+}
+
+@Suite struct ForwardingTests {
+    @Test func aBurstIsForwardedGroupedByProtocolInOrder() throws {
+        let embedded = try EmbeddedNetISR(workstreamCount: 2)
+        let engine = embedded.engine
+        engine.dispatchPolicy = .deferred
+        let recorder = Recorder()
+        let releases = ReleaseCounter()
+        try engine.register(
+            ProtocolRegistration(name: "ether", number: 9) { burst in
+                engine.dispatch(&burst) { packet in ProtocolNumber(Int(packet.sourceID)) }
+            })
+        for number in [1, 10] {
+            try engine.register(
+                ProtocolRegistration(
+                    name: "p\(number)", number: ProtocolNumber(number), ordering: .flow(),
+                    handler: recorder.handler(tag: number)))
+        }
+        var batch = PacketBatch(capacity: 12)
+        for sequence in 0..<12 {
+            let next: UInt32 = sequence % 3 == 0 ? 10 : (sequence % 3 == 1 ? 1 : 77)  // 77: out of range
+            _ = batch.append(packet(releases, source: next, flow: UInt32(sequence % 2), sequence: UInt64(sequence)))
+        }
+        engine.dispatch(9, batch: &batch)
+        embedded.runUntilIdle()
+        for tag in [1, 10] {
+            for workstream in 0..<2 {
+                let sequences = recorder.all.filter { $0.tag == tag && $0.workstream == workstream }.map(\.sequence)
+                #expect(sequences == sequences.sorted())
+            }
+        }
+        #expect(recorder.all.filter { $0.tag == 10 }.count == 4)
+        #expect(recorder.all.filter { $0.tag == 1 }.count == 4)
+        let totals = engine.snapshot().totals
+        #expect(totals.noHandlerDrops == 4)
+        #expect(releases.count == 12)
+        expectConservation(engine.snapshot(), offered: 24)
     }
 }

@@ -8,7 +8,8 @@ import Testing
     let recorder = Recorder()
 
     func registration(_ number: ProtocolNumber, _ name: String = "p", limit: Int = 0) -> ProtocolRegistration {
-        ProtocolRegistration(name: name, number: number, queueLimit: limit, handler: recorder.handler(tag: number.rawValue))
+        ProtocolRegistration(
+            name: name, number: number, queueLimit: limit, handler: recorder.handler(tag: number.rawValue))
     }
 
     @Test func registersBelowTheMaximumAndRejectsOutOfRange() throws {

@@ -12,9 +12,13 @@ import Testing
         let engine = embedded.engine
         try engine.register(ProtocolRegistration(name: "ip", number: 1, ordering: .flow({ _ in 1 })) { _ in })
         try engine.register(
-            ProtocolRegistration(name: "arp", number: 4, queueLimit: 2, dispatchPolicy: .deferred, drained: { _ in }) { _ in })
+            ProtocolRegistration(name: "arp", number: 4, queueLimit: 2, dispatchPolicy: .deferred, drained: { _ in }) {
+                _ in
+            })
         try engine.register(
-            ProtocolRegistration(name: "ether", number: 9, ordering: .cpu({ _ in .none }), dispatchPolicy: .direct) { _ in })
+            ProtocolRegistration(name: "ether", number: 9, ordering: .cpu({ _ in .none }), dispatchPolicy: .direct) {
+                _ in
+            })
         engine.dispatch(1, packet(nil, flow: 3))  // hybrid, idle → handled on ws 1
         for _ in 0..<3 { engine.dispatch(4, packet(nil)) }  // 2 queued on ws 0, 1 dropped
         engine.dispatch(9, packet(nil, source: 1))  // direct on ws 1

@@ -127,7 +127,8 @@ func eventually(_ condition: () -> Bool) -> Bool {
         configuration.bindThreads = true
         let engine = try NetISR(configuration: configuration)
         let recorder = Recorder()
-        try engine.register(ProtocolRegistration(name: "ip", number: 1, ordering: .flow(), handler: recorder.handler(tag: 1)))
+        try engine.register(
+            ProtocolRegistration(name: "ip", number: 1, ordering: .flow(), handler: recorder.handler(tag: 1)))
         try engine.start()
         for round in 0..<50 {
             // Let the workers go idle, then send one packet: it must be handled without help.
@@ -148,7 +149,9 @@ func eventually(_ condition: () -> Bool) -> Bool {
         let handled = Atomic<Int>(0)
         for number in 1...2 {
             try engine.register(
-                ProtocolRegistration(name: "g\(number)", number: ProtocolNumber(number), isConcurrencySafe: false, ordering: .flow()) {
+                ProtocolRegistration(
+                    name: "g\(number)", number: ProtocolNumber(number), isConcurrencySafe: false, ordering: .flow()
+                ) {
                     burst in
                     if inside.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue > 1 {
                         overlaps.wrappingAdd(1, ordering: .relaxed)
