@@ -13,7 +13,7 @@ import CNetISRShim
 func backOff(_ attempt: Int) {
     if attempt < 64 {
         netisr_cpu_relax()
-    } else if attempt < 256 {
+    } else if attempt < 4_096 {
         sched_yield()
     } else {
         usleep(20)

@@ -5,7 +5,8 @@
 // the caller (direct, or hybrid on an idle workstream) or move the run of packets into that
 // workstream's ring with one reservation, set the pending bit and wake the worker if it sleeps.
 // Packets of one call that land on one workstream stay in call order, so a caller's flow never
-// reorders. No lock is taken and nothing is allocated: scratch space lives on the stack.
+// reorders. No lock is taken and nothing is allocated: scratch space lives on the stack, and
+// engine objects are used as guaranteed references (no reference counting per packet).
 
 import Synchronization
 
@@ -17,30 +18,29 @@ extension EngineCore {
     @inline(__always)
     func effectivePolicy(_ registered: RegisteredProtocol) -> DispatchPolicy {
         if registered.needsGiant || serializeAll.load(ordering: .relaxed) { return .deferred }
-        return registered.registration.dispatchPolicy ?? dispatchPolicy
+        return registered.dispatchOverride ?? dispatchPolicy
     }
 
     /// The workstream a packet belongs to, possibly with `runHereFlag`.
     @inline(__always)
     private func placement(_ registered: RegisteredProtocol, _ packet: inout Packet, hybrid: Bool) -> Int {
-        let count = UInt32(truncatingIfNeeded: workstreams.count)
-        let bySource = Int(packet.sourceID % count)
-        switch registered.registration.ordering {
+        switch registered.orderingKind {
         case .source:
-            return bySource
-        case .flow(let callback):
-            if let flowID = packet.flowID { return Int(flowID % count) }
-            if let callback, let flowID = callback(packet) {
+            return reducer.remainder(packet.sourceID)
+        case .flow:
+            if let flowID = packet.flowID { return reducer.remainder(flowID) }
+            if let callback = registered.flowCallback, let flowID = callback(packet) {
                 packet.flowID = flowID
-                return Int(flowID % count)
+                return reducer.remainder(flowID)
             }
-            return bySource
-        case .cpu(let callback):
-            switch callback(packet) {
+            return reducer.remainder(packet.sourceID)
+        case .cpu:
+            switch registered.cpuCallback!(packet) {
             case .workstream(let index):
                 let modulo = index % workstreams.count
                 return modulo < 0 ? modulo + workstreams.count : modulo
             case .none:
+                let bySource = reducer.remainder(packet.sourceID)
                 return hybrid ? bySource | Self.runHereFlag : bySource
             }
         }
@@ -70,42 +70,62 @@ extension EngineCore {
         var outcome = BatchOutcome()
         guard count > 0 else { return outcome }
         let index = number.rawValue
-        guard index >= 0, index < slots.count else {
+        guard index >= 0, index < slotTable.count else {
             base.deinitialize(count: count)
             outOfRangeDrops.wrappingAdd(count, ordering: .relaxed)
             outcome.droppedNoHandler = count
             return outcome
         }
-        let slot = slots[index]
         let token = gate.enter(stripe: gate.callerStripe())
         defer { gate.exit(token) }
-        guard let registered = slot.current.load(ordering: .sequentiallyConsistent)?.takeUnretainedValue(),
-            registered.registration.hasQueue
-        else {
-            base.deinitialize(count: count)
-            slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
-            outcome.droppedNoHandler = count
-            return outcome
+        slotTable.with(index) { slot in
+            guard let current = slot.current.load(ordering: .sequentiallyConsistent) else {
+                base.deinitialize(count: count)
+                slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
+                outcome.droppedNoHandler = count
+                return
+            }
+            current._withUnsafeGuaranteedRef { registered in
+                guard registered.hasQueue else {
+                    base.deinitialize(count: count)
+                    slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
+                    outcome.droppedNoHandler = count
+                    return
+                }
+                let policy = alwaysQueue ? .deferred : effectivePolicy(registered)
+                place(registered, slot, policy, base, count, whenFull, &outcome)
+            }
         }
-        let policy = alwaysQueue ? .deferred : effectivePolicy(registered)
-        let hybrid = policy == .hybrid
-        if workstreams.count == 1, case .source = registered.registration.ordering {
+        return outcome
+    }
+
+    /// Places each packet and delivers the run (or its per-workstream groups).
+    @inline(__always)
+    private func place(
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ whenFull: QueueFullAction,
+        _ outcome: inout BatchOutcome
+    ) {
+        if workstreams.count == 1, registered.orderingKind != .cpu {
             deliver(registered, slot, policy, base, count, to: 0, whenFull, &outcome)
-            return outcome
+            return
         }
+        let hybrid = policy == .hybrid
         withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { targets in
             var uniform = true
-            for offset in 0..<count {
-                targets[offset] = placement(registered, &base[offset], hybrid: hybrid)
-                if targets[offset] != targets[0] { uniform = false }
+            let first = placement(registered, &base[0], hybrid: hybrid)
+            targets[0] = first
+            for offset in 1..<count {
+                let target = placement(registered, &base[offset], hybrid: hybrid)
+                targets[offset] = target
+                uniform = uniform && target == first
             }
             if uniform {
-                deliver(registered, slot, policy, base, count, to: targets[0], whenFull, &outcome)
+                deliver(registered, slot, policy, base, count, to: first, whenFull, &outcome)
             } else {
                 deliverGrouped(registered, slot, policy, base, count, targets, whenFull, &outcome)
             }
         }
-        return outcome
     }
 
     /// Stable-partitions packets by placement (a counting sort on the stack), then delivers each group.
@@ -155,33 +175,35 @@ extension EngineCore {
     ) {
         let runHere = target & Self.runHereFlag != 0
         let index = target & ~Self.runHereFlag
-        let queue = registered.queues[index]
-        switch policy {
-        case .direct:
-            queue.dispatched.wrappingAdd(count, ordering: .relaxed)
-            runInCaller(registered, base, count, on: index)
-            outcome.handled += count
-        case .hybrid:
-            if runHere {
-                queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
+        registered.queues.with(index) { queue in
+            switch policy {
+            case .direct:
+                queue.dispatched.wrappingAdd(count, ordering: .relaxed)
                 runInCaller(registered, base, count, on: index)
                 outcome.handled += count
-                return
-            }
-            let workstream = workstreams[index]
-            if workstream.tryAcquireDispatching() {
-                if queue.ring!.isEmptyIncludingReservations {
+            case .hybrid:
+                if runHere {
                     queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
                     runInCaller(registered, base, count, on: index)
-                    workstream.releaseDispatching()
                     outcome.handled += count
                     return
                 }
-                workstream.releaseDispatching()
+                let ranHere = workstreamTable.with(index) { workstream in
+                    guard workstream.tryAcquireDispatching() else { return false }
+                    defer { workstream.releaseDispatching() }
+                    guard queue.ring!.isEmptyIncludingReservations else { return false }
+                    queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
+                    runInCaller(registered, base, count, on: index)
+                    return true
+                }
+                if ranHere {
+                    outcome.handled += count
+                } else {
+                    enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
+                }
+            case .deferred:
+                enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
             }
-            enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
-        case .deferred:
-            enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
         }
     }
 
@@ -190,17 +212,17 @@ extension EngineCore {
         _ registered: RegisteredProtocol, _ base: UnsafeMutablePointer<Packet>, _ count: Int, on workstream: Int
     ) {
         var burst = PacketBurst(base: base, count: count, workstreamID: workstream)
-        registered.registration.handler(&burst)
+        registered.handler(&burst)
     }
 
     /// Moves a run into a workstream's ring, waiting for room if asked and possible.
+    @inline(__always)
     private func enqueue(
         _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ queue: WorkstreamQueue,
         _ base: UnsafeMutablePointer<Packet>, _ count: Int, on index: Int,
         _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
     ) {
         let ring = queue.ring!
-        let workstream = workstreams[index]
         let bit: UInt64 = 1 << UInt64(registered.number)
         var offset = 0
         var attempt = 0
@@ -212,7 +234,7 @@ extension EngineCore {
                 attempt = 0
                 queue.queued.wrappingAdd(moved, ordering: .relaxed)
                 if length > queue.watermark.load(ordering: .relaxed) { queue.noteLength(ring.count) }
-                workstream.schedule(bit)
+                workstreamTable.with(index) { $0.schedule(bit) }
             }
             if offset == count || whenFull == .drop || isManual || !isRunning.load(ordering: .relaxed) { break }
             stillRegistered =
@@ -253,7 +275,8 @@ extension EngineCore {
                 if numbers[offset] != numbers[0] { uniform = false }
             }
             if uniform {
-                outcome.add(dispatchRun(ProtocolNumber(numbers[0]), base, count, whenFull: whenFull, alwaysQueue: false))
+                outcome.add(
+                    dispatchRun(ProtocolNumber(numbers[0]), base, count, whenFull: whenFull, alwaysQueue: false))
                 return
             }
             let buckets = slots.count + 1

@@ -63,7 +63,7 @@ extension EngineCore {
             slots[index].current.store(nil, ordering: .sequentiallyConsistent)
             gate.waitForReaders()
             // No reader can reach `registered` now: this thread is its rings' only consumer.
-            for queue in registered.queues {
+            for queue in registered.queues.elements {
                 let drained = queue.ring?.discardAll() ?? 0
                 drainedAtUnregister.wrappingAdd(drained, ordering: .relaxed)
                 state.retired.add(queue)
@@ -87,7 +87,7 @@ extension EngineCore {
 
     func setQueueLimit(_ number: ProtocolNumber, _ limit: Int) throws(NetISRError) {
         let registered = try registered(number)
-        guard registered.registration.hasQueue else {
+        guard registered.hasQueue else {
             throw NetISRError(.invalidRegistration, "\(registered.registration.name) has no queue")
         }
         guard limit >= 1 else { throw NetISRError(.invalidConfiguration, "a queue limit must be at least 1") }
@@ -96,15 +96,15 @@ extension EngineCore {
                 .queueLimitAboveMaximum, "queue limit \(limit) is above the maximum \(configuration.maximumQueueLimit)")
         }
         registered.queueLimit.store(limit, ordering: .relaxed)
-        for queue in registered.queues { queue.ring?.limit = limit }
+        for queue in registered.queues.elements { queue.ring?.limit = limit }
     }
 
     func queueDrops(_ number: ProtocolNumber) throws(NetISRError) -> Int {
-        try registered(number).queues.reduce(0) { $0 + $1.queueDrops.load(ordering: .relaxed) }
+        try registered(number).queues.elements.reduce(0) { $0 + $1.queueDrops.load(ordering: .relaxed) }
     }
 
     func clearQueueDrops(_ number: ProtocolNumber) throws(NetISRError) {
-        for queue in try registered(number).queues {
+        for queue in try registered(number).queues.elements {
             queue.queueDropsCleared.wrappingAdd(queue.queueDrops.exchange(0, ordering: .relaxed), ordering: .relaxed)
         }
     }

@@ -34,7 +34,14 @@ extension EngineCore {
         while bits != 0 {
             let number = bits.trailingZeroBitCount
             bits &= bits &- 1
-            if serveProtocol(number, on: workstream) { carry |= 1 << UInt64(number) }
+            // A pending bit with nothing registered is skipped (S8).
+            guard number < slotTable.count,
+                let current = slotTable.with(number, { $0.current.load(ordering: .sequentiallyConsistent) })
+            else { continue }
+            let more = current._withUnsafeGuaranteedRef { registered in
+                registered.queues.with(workstream.id) { queue in serve(registered, queue, on: workstream) }
+            }
+            if more { carry |= 1 << UInt64(number) }
         }
         gate.exit(token)
         workstream.carry = carry
@@ -43,12 +50,8 @@ extension EngineCore {
     }
 
     /// Serves one protocol's queue on `workstream`; returns whether packets remain after the quantum.
-    private func serveProtocol(_ number: Int, on workstream: Workstream) -> Bool {
-        // A pending bit with nothing registered is skipped (S8).
-        guard number < slots.count,
-            let registered = slots[number].current.load(ordering: .sequentiallyConsistent)?.takeUnretainedValue()
-        else { return false }
-        let queue = registered.queues[workstream.id]
+    @inline(__always)
+    private func serve(_ registered: RegisteredProtocol, _ queue: WorkstreamQueue, on workstream: Workstream) -> Bool {
         guard let ring = queue.ring else {
             var burst = PacketBurst(base: nil, count: 0, workstreamID: workstream.id)
             callHandler(registered, &burst)
@@ -67,7 +70,7 @@ extension EngineCore {
             served += run.count
         }
         if ring.count > 0 { return true }
-        registered.registration.drained?(workstream.id)
+        registered.drained?(workstream.id)
         return false
     }
 
@@ -75,9 +78,9 @@ extension EngineCore {
     @inline(__always)
     func callHandler(_ registered: RegisteredProtocol, _ burst: inout PacketBurst) {
         if registered.needsGiant || serializeAll.load(ordering: .relaxed) {
-            giant.withLock { _ in registered.registration.handler(&burst) }
+            giant.withLock { _ in registered.handler(&burst) }
         } else {
-            registered.registration.handler(&burst)
+            registered.handler(&burst)
         }
     }
 

@@ -52,6 +52,11 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
     let isManual: Bool
     let workstreams: [Workstream]
     let slots: [ProtocolSlot]
+    /// The same objects, read on the packet path without reference counting.
+    let workstreamTable: UnretainedArray<Workstream>
+    let slotTable: UnretainedArray<ProtocolSlot>
+    /// Computes `mod workstreams.count` without dividing.
+    let reducer: WorkstreamReducer
     let gate: ReaderGate
     let giant = Lock<Void>(())
     let control: Lock<ControlState>
@@ -77,6 +82,9 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
             Workstream(id: $0, cpu: $0 % cpus, isBound: configuration.bindThreads && !isManual)
         }
         self.slots = (0..<configuration.maximumProtocols).map { _ in ProtocolSlot() }
+        self.workstreamTable = UnretainedArray(workstreams)
+        self.slotTable = UnretainedArray(slots)
+        self.reducer = WorkstreamReducer(configuration.workstreamCount)
         self.gate = ReaderGate(workerStripes: configuration.workstreamCount)
         self.control = Lock(ControlState(registered: Array(repeating: nil, count: configuration.maximumProtocols)))
         self.ringCapacity = configuration.maximumQueueLimit
@@ -134,7 +142,7 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
             state.started = false
             // Workers are gone: this thread is now the only consumer of every ring.
             for registered in state.registered.compactMap({ $0 }) {
-                for queue in registered.queues {
+                for queue in registered.queues.elements {
                     if let discarded = queue.ring?.discardAll(), discarded > 0 {
                         discardedAtStop.wrappingAdd(discarded, ordering: .relaxed)
                     }

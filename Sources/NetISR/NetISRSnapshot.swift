@@ -174,7 +174,7 @@ extension EngineCore {
             var work: [NetISRSnapshot.WorkCounters] = []
             for workstream in workstreams {
                 for entry in registered {
-                    let queue = entry.queues[workstream.id]
+                    let queue = entry.queues.elements[workstream.id]
                     retired.add(queue)
                     let dispatched = queue.dispatched.load(ordering: .relaxed)
                     let hybrid = queue.hybridDispatched.load(ordering: .relaxed)

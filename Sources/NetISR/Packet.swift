@@ -36,11 +36,11 @@ public struct Packet: ~Copyable {
     /// Where the packet came from (an interface, a file, a producer). Source ordering keeps one
     /// source's packets in order by mapping it to one workstream.
     public var sourceID: UInt32
-    private var storedFlowID: UInt32
-    private var hasFlowID: Bool
+    @usableFromInline var storedFlowID: UInt32
+    @usableFromInline var hasFlowID: Bool
     /// Capture time in nanoseconds since the Unix epoch (0 when unknown).
     public var timestamp: UInt64
-    private unowned(unsafe) let owner: PacketOwner?
+    @usableFromInline unowned(unsafe) let owner: PacketOwner?
 
     /// Creates a packet over `bytes`, which stay valid until `owner.release(_:)` is called.
     ///
@@ -51,6 +51,7 @@ public struct Packet: ~Copyable {
     ///   - flowID: a flow id (for example an RSS hash), if known.
     ///   - timestamp: capture time in nanoseconds since the epoch.
     ///   - owner: gets the bytes back when the packet is released; must outlive the packet.
+    @inlinable
     public init(
         bytes: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         wireLength: UInt32? = nil,
@@ -70,14 +71,15 @@ public struct Packet: ~Copyable {
 
     /// The flow id, if one is known; flow ordering places the packet by it.
     public var flowID: UInt32? {
-        get { hasFlowID ? storedFlowID : nil }
-        set {
+        @inlinable get { hasFlowID ? storedFlowID : nil }
+        @inlinable set {
             storedFlowID = newValue ?? 0
             hasFlowID = newValue != nil
         }
     }
 
     /// Ends the packet's life now, handing its bytes back to its owner.
+    @inlinable
     public consuming func release() {}
 
     deinit {

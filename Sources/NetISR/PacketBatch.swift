@@ -9,51 +9,53 @@
 ///
 /// Thread-safety: owned by one thread at a time, like the packets in it.
 public struct PacketBatch: ~Copyable {
-    let storage: UnsafeMutablePointer<Packet>
+    @usableFromInline let storage: UnsafeMutablePointer<Packet>
     /// How many packets the batch can hold.
     public let capacity: Int
+    @usableFromInline var storedCount: Int
     /// How many packets the batch holds now.
-    public private(set) var count: Int
+    @inlinable public var count: Int { storedCount }
 
     /// Creates an empty batch that can hold `capacity` packets (at least 1).
     public init(capacity: Int = 32) {
         self.capacity = max(1, capacity)
         self.storage = .allocate(capacity: self.capacity)
-        self.count = 0
+        self.storedCount = 0
     }
 
     /// Whether the batch holds no packet.
-    public var isEmpty: Bool { count == 0 }
+    @inlinable public var isEmpty: Bool { count == 0 }
 
     /// Whether the batch holds `capacity` packets.
-    public var isFull: Bool { count == capacity }
+    @inlinable public var isFull: Bool { count == capacity }
 
     /// Adds a packet at the end.
     ///
     /// - Returns: `nil` when the packet was added, or the packet itself when the batch is full
     ///   (a full batch is a normal result, not an error).
+    @inlinable
     public mutating func append(_ packet: consuming Packet) -> Packet? {
-        guard count < capacity else { return packet }
-        (storage + count).initialize(to: packet)
-        count += 1
+        guard storedCount < capacity else { return packet }
+        (storage + storedCount).initialize(to: packet)
+        storedCount += 1
         return nil
     }
 
     /// Releases every packet in the batch.
     public mutating func removeAll() {
-        storage.deinitialize(count: count)
-        count = 0
+        storage.deinitialize(count: storedCount)
+        storedCount = 0
     }
 
     /// Gives the engine the packets: `body` must move out (or deinitialize) all `count` of them.
     mutating func withPacketsMovedOut<R>(_ body: (UnsafeMutablePointer<Packet>, Int) -> R) -> R {
-        let taken = count
-        count = 0
+        let taken = storedCount
+        storedCount = 0
         return body(storage, taken)
     }
 
     deinit {
-        storage.deinitialize(count: count)
+        storage.deinitialize(count: storedCount)
         storage.deallocate()
     }
 }

@@ -10,10 +10,10 @@
 ///
 /// Thread-safety: valid only during the handler call that receives it; do not store it.
 public struct PacketBurst: ~Copyable {
-    private let base: UnsafeMutablePointer<Packet>?
+    @usableFromInline let base: UnsafeMutablePointer<Packet>?
     /// How many packets the burst started with.
     public let count: Int
-    private var taken: Int
+    @usableFromInline var taken: Int
     /// The workstream this burst is handled on.
     public let workstreamID: Int
 
@@ -25,12 +25,13 @@ public struct PacketBurst: ~Copyable {
     }
 
     /// Whether the burst holds no packet at all (a software interrupt).
-    public var isEmpty: Bool { count == 0 }
+    @inlinable public var isEmpty: Bool { count == 0 }
 
     /// How many packets are still to be taken.
-    public var remaining: Int { count - taken }
+    @inlinable public var remaining: Int { count - taken }
 
     /// Takes the next packet, or returns `nil` when all have been taken.
+    @inlinable
     public mutating func next() -> Packet? {
         guard taken < count, let base else { return nil }
         let packet = (base + taken).move()
@@ -39,6 +40,7 @@ public struct PacketBurst: ~Copyable {
     }
 
     /// Reads the next packet without taking it.
+    @inlinable
     public func peek<R>(_ body: (borrowing Packet) -> R) -> R? {
         guard taken < count, let base else { return nil }
         return body(base[taken])

@@ -46,10 +46,12 @@ struct Demo: ParsableCommand {
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         let merged = tables.merged()
-        print("Sent \(packets) packets in \(merged.count) flows in \(formatted(seconds * 1e3)) ms "
-            + "(\(formatted(Double(packets) / max(seconds, 1e-9) / 1e6)) Mpps)")
-        print("Handled \(merged.values.reduce(0) { $0 + $1 }) packets at the flow tables; "
-            + "drops: \(snapshot.totals.queueDrops) queue-full, \(snapshot.totals.noHandlerDrops) no-handler\n")
+        print(
+            "Sent \(packets) packets in \(merged.count) flows in \(formatted(seconds * 1e3)) ms "
+                + "(\(formatted(Double(packets) / max(seconds, 1e-9) / 1e6)) Mpps)")
+        print(
+            "Handled \(merged.values.reduce(0) { $0 + $1 }) packets at the flow tables; "
+                + "drops: \(snapshot.totals.queueDrops) queue-full, \(snapshot.totals.noHandlerDrops) no-handler\n")
         print(NetstatReport.text(snapshot), terminator: "")
     }
 

@@ -58,7 +58,8 @@ enum DemoProtocols {
             let kind = flow % 16 == 0 ? 2 : (flow % 4 == 0 ? 1 : 0)
             let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(tags)[kind..<(kind + 1)])
             _ = batch.append(
-                Packet(bytes: bytes, wireLength: 64, sourceID: 0, flowID: flow &* 2_654_435_761, timestamp: UInt64(index)))
+                Packet(
+                    bytes: bytes, wireLength: 64, sourceID: 0, flowID: flow &* 2_654_435_761, timestamp: UInt64(index)))
             if batch.isFull { engine.dispatch(ether, batch: &batch, whenFull: .wait) }
         }
         engine.dispatch(ether, batch: &batch, whenFull: .wait)
