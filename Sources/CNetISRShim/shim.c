@@ -5,6 +5,9 @@
 #include <sched.h>
 #include "CNetISRShim.h"
 
+__thread uint64_t netisr_thread_engine_id;
+__thread const void *netisr_thread_context;
+
 int netisr_bind_current_thread(int cpu) {
     if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
     cpu_set_t set;

@@ -1,18 +1,27 @@
 // The packet path: dispatch and queue (FreeBSD's `netisr_dispatch_src` / `netisr_queue_src`).
 //
-// One call = one ReaderGate read section on the caller's stripe: load the registration, choose
-// the policy, place each packet on a workstream, then per workstream either run the handler in
-// the caller (direct, or hybrid on an idle workstream) or move the run of packets into that
-// workstream's ring with one reservation, set the pending bit and wake the worker if it sleeps.
+// One call = one ReaderGate read section on the caller's ProducerContext: load the
+// registration, choose the policy, place each packet on a workstream, then per workstream either
+// run the handler in the caller (direct, or hybrid on an idle workstream) or move the run of
+// packets into that workstream's ring with one reservation and wake the worker if it sleeps.
 // Packets of one call that land on one workstream stay in call order, so a caller's flow never
-// reorders. No lock is taken and nothing is allocated: scratch space lives on the stack, and
-// engine objects are used as guaranteed references (no reference counting per packet).
+// reorders. No lock is taken and nothing is allocated: scratch space lives on the stack, engine
+// objects are used as guaranteed references (no reference counting per packet), and counts go to
+// the caller's own context. The ring reservation is the only read-modify-write on a line other
+// threads write, and it comes before the packet writes.
 
 import Synchronization
 
 extension EngineCore {
     /// Marks, in a placement, that the packet runs in the caller (hybrid with no CPU preference).
     private static let runHereFlag = 1 << 30
+
+    /// What every run of one call shares. Its references are passed as guaranteed parameters
+    /// (never stored), so using them costs no reference counting.
+    private struct Delivery {
+        let policy: DispatchPolicy
+        let whenFull: QueueFullAction
+    }
 
     /// The policy a protocol's packets follow now.
     @inline(__always)
@@ -69,31 +78,30 @@ extension EngineCore {
     ) -> BatchOutcome {
         var outcome = BatchOutcome()
         guard count > 0 else { return outcome }
-        let index = number.rawValue
-        guard index >= 0, index < slotTable.count else {
-            base.deinitialize(count: count)
-            outOfRangeDrops.wrappingAdd(count, ordering: .relaxed)
-            outcome.droppedNoHandler = count
-            return outcome
-        }
-        let token = gate.enter(stripe: gate.callerStripe())
-        defer { gate.exit(token) }
-        slotTable.with(index) { slot in
-            guard let current = slot.current.load(ordering: .sequentiallyConsistent) else {
+        withContext { context in
+            let index = number.rawValue
+            guard index >= 0, index < slotTable.count else {
                 base.deinitialize(count: count)
-                slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
+                WorkstreamQueue.ownerAdd(context.outOfRangeDrops, count)
                 outcome.droppedNoHandler = count
                 return
             }
-            current._withUnsafeGuaranteedRef { registered in
-                guard registered.hasQueue else {
+            gate.enter(context)
+            defer { gate.exit(context) }
+            slotTable.with(index) { slot in
+                guard let current = slot.current.load(ordering: .sequentiallyConsistent),
+                    current._withUnsafeGuaranteedRef({ $0.hasQueue })
+                else {
                     base.deinitialize(count: count)
-                    slot.noHandlerDrops.wrappingAdd(count, ordering: .relaxed)
+                    context.add(.noHandler, index, 0, count)
                     outcome.droppedNoHandler = count
                     return
                 }
-                let policy = alwaysQueue ? .deferred : effectivePolicy(registered)
-                place(registered, slot, policy, base, count, whenFull, &outcome)
+                current._withUnsafeGuaranteedRef { registered in
+                    let policy = alwaysQueue ? .deferred : effectivePolicy(registered)
+                    let delivery = Delivery(policy: policy, whenFull: whenFull)
+                    place(registered, slot, context, delivery, base, count, &outcome)
+                }
             }
         }
         return outcome
@@ -102,15 +110,14 @@ extension EngineCore {
     /// Places each packet and delivers the run (or its per-workstream groups).
     @inline(__always)
     private func place(
-        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
-        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ whenFull: QueueFullAction,
-        _ outcome: inout BatchOutcome
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ context: ProducerContext, _ delivery: Delivery,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ outcome: inout BatchOutcome
     ) {
         if workstreams.count == 1, registered.orderingKind != .cpu {
-            deliver(registered, slot, policy, base, count, to: 0, whenFull, &outcome)
+            deliver(registered, slot, context, delivery, base, count, to: 0, &outcome)
             return
         }
-        let hybrid = policy == .hybrid
+        let hybrid = delivery.policy == .hybrid
         withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { targets in
             var uniform = true
             let first = placement(registered, &base[0], hybrid: hybrid)
@@ -121,18 +128,18 @@ extension EngineCore {
                 uniform = uniform && target == first
             }
             if uniform {
-                deliver(registered, slot, policy, base, count, to: first, whenFull, &outcome)
+                deliver(registered, slot, context, delivery, base, count, to: first, &outcome)
             } else {
-                deliverGrouped(registered, slot, policy, base, count, targets, whenFull, &outcome)
+                deliverGrouped(registered, slot, context, delivery, base, count, targets, &outcome)
             }
         }
     }
 
     /// Stable-partitions packets by placement (a counting sort on the stack), then delivers each group.
     private func deliverGrouped(
-        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
-        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ targets: UnsafeMutableBufferPointer<Int>,
-        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ context: ProducerContext, _ delivery: Delivery,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int,
+        _ targets: UnsafeMutableBufferPointer<Int>, _ outcome: inout BatchOutcome
     ) {
         let width = workstreams.count
         let groups = 2 * width
@@ -159,7 +166,8 @@ extension EngineCore {
                 for index in 0..<groups where next[index] > begin {
                     let target = index < width ? index : (index - width) | Self.runHereFlag
                     deliver(
-                        registered, slot, policy, sorted + begin, next[index] - begin, to: target, whenFull, &outcome)
+                        registered, slot, context, delivery, sorted + begin, next[index] - begin, to: target,
+                        &outcome)
                     begin = next[index]
                 }
             }
@@ -169,41 +177,39 @@ extension EngineCore {
     /// Delivers a run of packets bound for one workstream.
     @inline(__always)
     private func deliver(
-        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ policy: DispatchPolicy,
-        _ base: UnsafeMutablePointer<Packet>, _ count: Int, to target: Int,
-        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ context: ProducerContext, _ delivery: Delivery,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, to target: Int, _ outcome: inout BatchOutcome
     ) {
         let runHere = target & Self.runHereFlag != 0
         let index = target & ~Self.runHereFlag
-        registered.queues.with(index) { queue in
-            switch policy {
-            case .direct:
-                queue.dispatched.wrappingAdd(count, ordering: .relaxed)
+        switch delivery.policy {
+        case .direct:
+            context.add(.dispatched, registered.number, index, count)
+            runInCaller(registered, base, count, on: index)
+            outcome.handled += count
+        case .hybrid:
+            if runHere {
+                context.add(.hybridDispatched, registered.number, index, count)
                 runInCaller(registered, base, count, on: index)
                 outcome.handled += count
-            case .hybrid:
-                if runHere {
-                    queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
-                    runInCaller(registered, base, count, on: index)
-                    outcome.handled += count
-                    return
-                }
-                let ranHere = workstreamTable.with(index) { workstream in
-                    guard workstream.tryAcquireDispatching() else { return false }
-                    defer { workstream.releaseDispatching() }
-                    guard queue.ring!.isEmptyIncludingReservations else { return false }
-                    queue.hybridDispatched.wrappingAdd(count, ordering: .relaxed)
-                    runInCaller(registered, base, count, on: index)
-                    return true
-                }
-                if ranHere {
-                    outcome.handled += count
-                } else {
-                    enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
-                }
-            case .deferred:
-                enqueue(registered, slot, queue, base, count, on: index, whenFull, &outcome)
+                return
             }
+            let ranHere = workstreamTable.with(index) { workstream in
+                guard workstream.tryAcquireDispatching() else { return false }
+                defer { workstream.releaseDispatching() }
+                // Idle means nothing queued for any protocol here, as FreeBSD's "not scheduled".
+                guard !hasReservations(on: index) else { return false }
+                context.add(.hybridDispatched, registered.number, index, count)
+                runInCaller(registered, base, count, on: index)
+                return true
+            }
+            if ranHere {
+                outcome.handled += count
+            } else {
+                enqueue(registered, slot, context, delivery, base, count, on: index, &outcome)
+            }
+        case .deferred:
+            enqueue(registered, slot, context, delivery, base, count, on: index, &outcome)
         }
     }
 
@@ -216,46 +222,61 @@ extension EngineCore {
     }
 
     /// Moves a run into a workstream's ring, waiting for room if asked and possible.
+    ///
+    /// Order of work: reserve (the one read-modify-write, which also orders this producer against
+    /// a worker going to sleep), read the worker's `asleep`, count, then write and publish the
+    /// packets, and wake the worker only if it was asleep.
     @inline(__always)
     private func enqueue(
-        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ queue: WorkstreamQueue,
-        _ base: UnsafeMutablePointer<Packet>, _ count: Int, on index: Int,
-        _ whenFull: QueueFullAction, _ outcome: inout BatchOutcome
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ context: ProducerContext, _ delivery: Delivery,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, on index: Int, _ outcome: inout BatchOutcome
     ) {
-        let ring = queue.ring!
-        let bit: UInt64 = 1 << UInt64(registered.number)
+        let number = registered.number
         var offset = 0
         var attempt = 0
         var stillRegistered = true
-        while true {
-            let (moved, length) = ring.enqueue(from: base + offset, count: count - offset)
-            if moved > 0 {
-                offset += moved
-                attempt = 0
-                queue.queued.wrappingAdd(moved, ordering: .relaxed)
-                if length > queue.watermark.load(ordering: .relaxed) { queue.noteLength(ring.count) }
-                workstreamTable.with(index) { $0.schedule(bit) }
+        registered.queues.with(index) { queue in
+            _ = queue.withRing { ring in
+                while true {
+                    let reservation = ring.reserve(count - offset)
+                    if reservation.count > 0 {
+                        let sleeping = workstreamTable.with(index) { $0.asleep.load(ordering: .sequentiallyConsistent) }
+                        context.add(.queued, number, index, reservation.count)
+                        if reservation.length > queue.watermark.load(ordering: .relaxed) {
+                            queue.noteLength(min(reservation.length, ring.count + reservation.count))
+                        }
+                        ring.write(at: reservation.start, from: base + offset, count: reservation.count)
+                        ring.publish(at: reservation.start, count: reservation.count)
+                        offset += reservation.count
+                        attempt = 0
+                        if sleeping { workstreamTable.with(index) { $0.signal.signal() } }
+                    }
+                    if offset == count || delivery.whenFull == .drop || isManual || !isRunning.load(ordering: .relaxed)
+                    {
+                        break
+                    }
+                    stillRegistered =
+                        slot.current.load(ordering: .relaxed)?.toOpaque()
+                        == Unmanaged.passUnretained(registered).toOpaque()
+                    if !stillRegistered { break }
+                    if attempt == 0 { context.add(.waits, number, index, 1) }
+                    attempt += 1
+                    backOff(attempt)
+                }
             }
-            if offset == count || whenFull == .drop || isManual || !isRunning.load(ordering: .relaxed) { break }
-            stillRegistered =
-                slot.current.load(ordering: .relaxed)?.toOpaque() == Unmanaged.passUnretained(registered).toOpaque()
-            if !stillRegistered { break }
-            if attempt == 0 { queue.waits.wrappingAdd(1, ordering: .relaxed) }
-            attempt += 1
-            backOff(attempt)
         }
         outcome.queued += offset
         let rest = count - offset
         guard rest > 0 else { return }
         (base + offset).deinitialize(count: rest)
         if !stillRegistered {
-            slot.noHandlerDrops.wrappingAdd(rest, ordering: .relaxed)
+            context.add(.noHandler, number, 0, rest)
             outcome.droppedNoHandler += rest
-        } else if whenFull == .wait && !isManual && !isRunning.load(ordering: .relaxed) && attempt > 0 {
-            queue.stoppedWhileWaiting.wrappingAdd(rest, ordering: .relaxed)
+        } else if delivery.whenFull == .wait && !isManual && !isRunning.load(ordering: .relaxed) && attempt > 0 {
+            context.add(.stoppedWhileWaiting, number, index, rest)
             outcome.droppedStopped += rest
         } else {
-            queue.queueDrops.wrappingAdd(rest, ordering: .relaxed)
+            context.add(.queueDrops, number, index, rest)
             outcome.droppedQueueFull += rest
         }
     }
@@ -313,11 +334,13 @@ extension EngineCore {
     func schedule(_ number: ProtocolNumber, workstream: Int) -> Bool {
         let index = number.rawValue
         guard index >= 0, index < slots.count else { return false }
-        let token = gate.enter(stripe: gate.callerStripe())
-        defer { gate.exit(token) }
-        guard slots[index].current.load(ordering: .sequentiallyConsistent) != nil else { return false }
-        let count = workstreams.count
-        workstreams[((workstream % count) + count) % count].schedule(1 << UInt64(index))
-        return true
+        return withContext { context in
+            gate.enter(context)
+            defer { gate.exit(context) }
+            guard slots[index].current.load(ordering: .sequentiallyConsistent) != nil else { return false }
+            let count = workstreams.count
+            workstreams[((workstream % count) + count) % count].schedule(1 << UInt64(index))
+            return true
+        }
     }
 }

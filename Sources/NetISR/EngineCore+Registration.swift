@@ -50,7 +50,9 @@ extension EngineCore {
                     .protocolTaken, "protocol \(index) is already registered as \(existing.registration.name)")
             }
             state.registered[index] = registered
+            state.baselines[index] = producerCounts(index)
             slots[index].current.store(Unmanaged.passUnretained(registered), ordering: .sequentiallyConsistent)
+            registeredMask.bitwiseOr(1 << UInt64(index), ordering: .sequentiallyConsistent)
         }
     }
 
@@ -61,12 +63,14 @@ extension EngineCore {
                 throw NetISRError(.protocolNotRegistered, "nothing is registered as protocol \(index)")
             }
             slots[index].current.store(nil, ordering: .sequentiallyConsistent)
-            gate.waitForReaders()
+            registeredMask.bitwiseAnd(~(1 << UInt64(index)), ordering: .sequentiallyConsistent)
+            gate.waitForReaders { allContexts }
             // No reader can reach `registered` now: this thread is its rings' only consumer.
             for queue in registered.queues.elements {
                 let drained = queue.ring?.discardAll() ?? 0
                 drainedAtUnregister.wrappingAdd(drained, ordering: .relaxed)
-                state.retired.add(queue)
+                state.retiredHandled += queue.handledByWorker.load(ordering: .relaxed)
+                state.retiredSoftwareInterrupts += queue.softwareInterrupts.load(ordering: .relaxed)
             }
             state.registered[index] = nil
         }
@@ -100,26 +104,40 @@ extension EngineCore {
     }
 
     func queueDrops(_ number: ProtocolNumber) throws(NetISRError) -> Int {
-        try registered(number).queues.elements.reduce(0) { $0 + $1.queueDrops.load(ordering: .relaxed) }
+        _ = try registered(number)
+        let index = number.rawValue
+        return control.withLock { state in
+            (0..<workstreams.count).reduce(0) { total, workstream in
+                total + sum(.queueDrops, index, workstream)
+                    - state.baselines[index][baselineIndex(.queueDrops, workstream)]
+            }
+        }
     }
 
     func clearQueueDrops(_ number: ProtocolNumber) throws(NetISRError) {
-        for queue in try registered(number).queues.elements {
-            queue.queueDropsCleared.wrappingAdd(queue.queueDrops.exchange(0, ordering: .relaxed), ordering: .relaxed)
+        _ = try registered(number)
+        let index = number.rawValue
+        control.withLock { state in
+            for workstream in 0..<workstreams.count {
+                state.baselines[index][baselineIndex(.queueDrops, workstream)] = sum(.queueDrops, index, workstream)
+            }
         }
     }
-}
 
-extension RetiredCounters {
-    /// Keeps an unregistered queue's counts in the engine's totals.
-    mutating func add(_ queue: WorkstreamQueue) {
-        dispatched += queue.dispatched.load(ordering: .relaxed)
-        hybridDispatched += queue.hybridDispatched.load(ordering: .relaxed)
-        queued += queue.queued.load(ordering: .relaxed)
-        handled += queue.handledByWorker.load(ordering: .relaxed)
-        queueDrops += queue.queueDrops.load(ordering: .relaxed) + queue.queueDropsCleared.load(ordering: .relaxed)
-        discardedAtStop += queue.stoppedWhileWaiting.load(ordering: .relaxed)
-        softwareInterrupts += queue.softwareInterrupts.load(ordering: .relaxed)
-        waits += queue.waits.load(ordering: .relaxed)
+    /// Every producer-side counter of one protocol, summed over threads, workstream-major.
+    func producerCounts(_ number: Int) -> [Int] {
+        let contexts = allContexts
+        var counts: [Int] = []
+        counts.reserveCapacity(workstreams.count * ProducerContext.Kind.allCases.count)
+        for workstream in 0..<workstreams.count {
+            for kind in ProducerContext.Kind.allCases {
+                counts.append(contexts.reduce(0) { $0 + $1.value(kind, number, workstream) })
+            }
+        }
+        return counts
+    }
+
+    func baselineIndex(_ kind: ProducerContext.Kind, _ workstream: Int) -> Int {
+        workstream * ProducerContext.Kind.allCases.count + kind.rawValue
     }
 }

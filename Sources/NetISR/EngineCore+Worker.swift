@@ -20,44 +20,95 @@ extension EngineCore {
     /// Runs one pass on `workstream`. Returns whether there was anything to do.
     @discardableResult
     func runPass(_ workstream: Workstream) -> Bool {
-        if workstream.pending.load(ordering: .relaxed) == 0 && workstream.carry == 0 { return false }
-        workstream.acquireRunning()
-        var bits = workstream.pending.exchange(0, ordering: .sequentiallyConsistent) | workstream.carry
-        workstream.carry = 0
-        if bits == 0 {
-            workstream.releaseRunning()
-            return false
-        }
-        WorkstreamQueue.ownerAdd(workstream.passes, 1)
-        var carry: UInt64 = 0
-        let token = gate.enter(stripe: gate.workerStripe(workstream.id))
-        while bits != 0 {
-            let number = bits.trailingZeroBitCount
-            bits &= bits &- 1
-            // A pending bit with nothing registered is skipped (S8).
-            guard number < slotTable.count,
-                let current = slotTable.with(number, { $0.current.load(ordering: .sequentiallyConsistent) })
-            else { continue }
-            let more = current._withUnsafeGuaranteedRef { registered in
-                registered.queues.with(workstream.id) { queue in serve(registered, queue, on: workstream) }
+        withContext { context in
+            workstream.acquireRunning()
+            defer { workstream.releaseRunning() }
+            gate.enter(context)
+            defer { gate.exit(context) }
+            var bits = workstream.pending.exchange(0, ordering: .sequentiallyConsistent) | workstream.carry
+            bits |= protocolsWithPackets(on: workstream)
+            workstream.carry = 0
+            if bits == 0 { return false }
+            WorkstreamQueue.ownerAdd(workstream.passes, 1)
+            var carry: UInt64 = 0
+            while bits != 0 {
+                let number = bits.trailingZeroBitCount
+                bits &= bits &- 1
+                // A pending bit with nothing registered is skipped (S8).
+                guard number < slotTable.count,
+                    let current = slotTable.with(number, { $0.current.load(ordering: .sequentiallyConsistent) })
+                else { continue }
+                let more = current._withUnsafeGuaranteedRef { registered in
+                    registered.queues.with(workstream.id) { queue in serve(registered, queue, on: workstream) }
+                }
+                if more { carry |= 1 << UInt64(number) }
             }
-            if more { carry |= 1 << UInt64(number) }
+            workstream.carry = carry
+            return true
         }
-        gate.exit(token)
-        workstream.carry = carry
-        workstream.releaseRunning()
-        return true
+    }
+
+    /// Registered protocols whose ring on `workstream` has published packets. Call inside the gate.
+    private func protocolsWithPackets(on workstream: Workstream) -> UInt64 {
+        var found: UInt64 = 0
+        var registered = registeredMask.load(ordering: .relaxed)
+        while registered != 0 {
+            let number = registered.trailingZeroBitCount
+            registered &= registered &- 1
+            let queued = slotTable.with(number) { slot in
+                slot.current.load(ordering: .sequentiallyConsistent)?._withUnsafeGuaranteedRef { entry in
+                    entry.queues.with(workstream.id) { $0.withRing { $0.count > 0 } ?? false }
+                } ?? false
+            }
+            if queued { found |= 1 << UInt64(number) }
+        }
+        return found
+    }
+
+    /// Whether anything is pending or reserved on `workstream` (the last check before sleeping).
+    private func hasWork(_ workstream: Workstream) -> Bool {
+        if workstream.pending.load(ordering: .sequentiallyConsistent) != 0 || workstream.carry != 0 { return true }
+        return withContext { context in
+            gate.enter(context)
+            defer { gate.exit(context) }
+            return hasReservations(on: workstream.id)
+        }
+    }
+
+    /// Whether any registered protocol's ring on a workstream holds a reservation (sequentially
+    /// consistent). Call inside the gate.
+    func hasReservations(on workstream: Int) -> Bool {
+        var registered = registeredMask.load(ordering: .sequentiallyConsistent)
+        while registered != 0 {
+            let number = registered.trailingZeroBitCount
+            registered &= registered &- 1
+            let reserved = slotTable.with(number) { slot in
+                slot.current.load(ordering: .sequentiallyConsistent)?._withUnsafeGuaranteedRef { entry in
+                    entry.queues.with(workstream) { $0.withRing { $0.hasReservations } ?? false }
+                } ?? false
+            }
+            if reserved { return true }
+        }
+        return false
     }
 
     /// Serves one protocol's queue on `workstream`; returns whether packets remain after the quantum.
     @inline(__always)
     private func serve(_ registered: RegisteredProtocol, _ queue: WorkstreamQueue, on workstream: Workstream) -> Bool {
-        guard let ring = queue.ring else {
+        let more = queue.withRing { ring in serve(registered, queue, ring, on: workstream) }
+        guard let more else {
             var burst = PacketBurst(base: nil, count: 0, workstreamID: workstream.id)
             callHandler(registered, &burst)
             WorkstreamQueue.ownerAdd(queue.softwareInterrupts, 1)
             return false
         }
+        return more
+    }
+
+    @inline(__always)
+    private func serve(
+        _ registered: RegisteredProtocol, _ queue: WorkstreamQueue, _ ring: PacketRing, on workstream: Workstream
+    ) -> Bool {
         var served = 0
         while served < configuration.quantum {
             let run = ring.peek(maximum: configuration.burstSize)
@@ -86,8 +137,9 @@ extension EngineCore {
 
     /// Polls briefly for work before the worker sleeps; returns whether work arrived.
     private func spinUntilWork(_ workstream: Workstream) -> Bool {
-        for _ in 0..<configuration.idleSpins {
+        for spin in 0..<configuration.idleSpins {
             netisr_cpu_relax()
+            if spin % 64 == 63 && hasWork(workstream) { return true }
             if workstream.pending.load(ordering: .relaxed) != 0 || stopRequest.load(ordering: .relaxed) != 0 {
                 return true
             }
@@ -96,12 +148,22 @@ extension EngineCore {
     }
 
     /// The worker thread's body.
+    ///
+    /// Falling asleep: store `asleep`, then look for pending bits and ring reservations (both
+    /// sequentially consistent). A producer reserves (a sequentially consistent compare-exchange),
+    /// then loads `asleep`. One of the two sees the other, so a packet never waits for a worker
+    /// that sleeps: either the worker sees the reservation and stays up, or the producer sees
+    /// `asleep` and signals (under the signal's mutex, which the worker holds from its last check
+    /// until it waits).
     func workerLoop(_ workstream: Workstream) {
         while true {
             let stop = stopRequest.load(ordering: .acquiring)
             if stop == 2 { return }
             if runPass(workstream) { continue }
-            if stop == 1 { return }
+            if stop == 1 {
+                if hasWork(workstream) { continue }
+                return
+            }
             if configuration.pollMode {
                 netisr_cpu_relax()
                 continue
@@ -109,10 +171,9 @@ extension EngineCore {
             if spinUntilWork(workstream) { continue }
             workstream.asleep.store(true, ordering: .sequentiallyConsistent)
             workstream.signal.wait {
-                workstream.pending.load(ordering: .sequentiallyConsistent) == 0
-                    && stopRequest.load(ordering: .sequentiallyConsistent) == 0
+                !hasWork(workstream) && stopRequest.load(ordering: .sequentiallyConsistent) == 0
             }
-            workstream.asleep.store(false, ordering: .relaxed)
+            workstream.asleep.store(false, ordering: .sequentiallyConsistent)
             WorkstreamQueue.ownerAdd(workstream.wakeups, 1)
         }
     }

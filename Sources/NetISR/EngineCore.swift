@@ -3,11 +3,14 @@
 //
 // Locking:
 // - `control` (a Lock) serializes every control call: register, unregister, queue limits,
-//   start, stop. It protects `ControlState`. The packet path never takes it.
+//   start, stop, snapshots. It protects `ControlState`. The packet path never takes it.
 // - `giant` (a Lock) is the global lock non-concurrency-safe handlers run under (S2).
+// - `contexts` (a Lock) guards the list of ProducerContexts; a thread takes it once, the first
+//   time it dispatches to this engine.
 // - The packet path reads protocol slots inside `gate` (see ReaderGate) and otherwise uses only
-//   the atomics of PacketRing, Workstream and WorkstreamQueue.
-// - No handler is ever called with `control` held; `giant` is held only around handler calls.
+//   atomics (PacketRing, Workstream) and its own ProducerContext.
+// - No handler is ever called with `control` or `contexts` held; `giant` is held only around
+//   handler calls.
 
 import CNetISRShim
 import Synchronization
@@ -26,27 +29,28 @@ public enum StopMode: Sendable {
     case discard
 }
 
-struct RetiredCounters {
-    var dispatched = 0
-    var hybridDispatched = 0
-    var queued = 0
-    var handled = 0
-    var queueDrops = 0
-    var drainedAtUnregister = 0
-    var discardedAtStop = 0
-    var softwareInterrupts = 0
-    var waits = 0
-}
-
 struct ControlState {
     var registered: [RegisteredProtocol?]
-    var retired = RetiredCounters()
+    /// Per protocol: producer-side counts at registration (or at the last clear of queue drops),
+    /// so per-registration rows start from zero as FreeBSD's do.
+    var baselines: [[Int]]
+    /// Worker-side counts of registrations since unregistered.
+    var retiredHandled = 0
+    var retiredSoftwareInterrupts = 0
     var started = false
     var threads: [pthread_t] = []
     var warnedLateSerialization = false
 }
 
-final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state is atomic or under `control`
+struct ContextRegistry {
+    var all: [ProducerContext] = []
+    var byThread: [UInt: ProducerContext] = [:]
+}
+
+final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state is atomic or under a lock
+    private static let nextID = Atomic<UInt64>(1)
+
+    let id: UInt64
     let configuration: NetISRConfiguration
     /// Workstreams advance only when told (the deterministic test engine).
     let isManual: Bool
@@ -57,24 +61,27 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
     let slotTable: UnretainedArray<ProtocolSlot>
     /// Computes `mod workstreams.count` without dividing.
     let reducer: WorkstreamReducer
-    let gate: ReaderGate
+    let gate = ReaderGate()
     let giant = Lock<Void>(())
     let control: Lock<ControlState>
+    let contexts = Lock(ContextRegistry())
     let ringCapacity: Int
 
     let defaultPolicy: Atomic<Int>
     let serializeAll: Atomic<Bool>
+    /// Bit N set while protocol N is registered; workers look for queued packets there.
+    let registeredMask = Atomic<UInt64>(0)
     /// Workers run and lossless producers may wait.
     let isRunning = Atomic<Bool>(false)
     /// 0: run; 1: stop after draining; 2: stop now.
     let stopRequest = Atomic<Int>(0)
     let lateSerializationRequests = Atomic<Int>(0)
-    let outOfRangeDrops = Atomic<Int>(0)
     let discardedAtStop = Atomic<Int>(0)
     let drainedAtUnregister = Atomic<Int>(0)
 
     init(configuration: NetISRConfiguration, isManual: Bool) throws(NetISRError) {
         try configuration.validate()
+        self.id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         self.configuration = configuration
         self.isManual = isManual
         let cpus = Int(netisr_available_cpus())
@@ -85,8 +92,10 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
         self.workstreamTable = UnretainedArray(workstreams)
         self.slotTable = UnretainedArray(slots)
         self.reducer = WorkstreamReducer(configuration.workstreamCount)
-        self.gate = ReaderGate(workerStripes: configuration.workstreamCount)
-        self.control = Lock(ControlState(registered: Array(repeating: nil, count: configuration.maximumProtocols)))
+        self.control = Lock(
+            ControlState(
+                registered: Array(repeating: nil, count: configuration.maximumProtocols),
+                baselines: Array(repeating: [], count: configuration.maximumProtocols)))
         self.ringCapacity = configuration.maximumQueueLimit
         self.defaultPolicy = Atomic(DispatchPolicy.allCases.firstIndex(of: configuration.dispatchPolicy)!)
         self.serializeAll = Atomic(configuration.serializeAllHandlers)
@@ -99,6 +108,37 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
     var dispatchPolicy: DispatchPolicy {
         get { DispatchPolicy.allCases[defaultPolicy.load(ordering: .relaxed)] }
         set { defaultPolicy.store(DispatchPolicy.allCases.firstIndex(of: newValue)!, ordering: .relaxed) }
+    }
+
+    // MARK: Producer contexts
+
+    /// Runs `body` with the calling thread's context (made on first use), not retained: the
+    /// engine keeps every context for its lifetime.
+    @inline(__always)
+    func withContext<Result>(_ body: (ProducerContext) -> Result) -> Result {
+        let raw = netisr_thread_cached_context(id) ?? registerThread()
+        return Unmanaged<ProducerContext>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+    }
+
+    private func registerThread() -> UnsafeRawPointer {
+        let thread = UInt(pthread_self())
+        let context = contexts.withLock { registry in
+            if let existing = registry.byThread[thread] { return existing }
+            let made = ProducerContext(protocols: slots.count, workstreams: workstreams.count)
+            registry.all.append(made)
+            registry.byThread[thread] = made
+            return made
+        }
+        let raw = UnsafeRawPointer(Unmanaged.passUnretained(context).toOpaque())
+        netisr_thread_cache(id, raw)
+        return raw
+    }
+
+    var allContexts: [ProducerContext] { contexts.withLock { $0.all } }
+
+    /// Sums a producer-side counter over every thread.
+    func sum(_ kind: ProducerContext.Kind, _ number: Int, _ workstream: Int) -> Int {
+        allContexts.reduce(0) { $0 + $1.value(kind, number, workstream) }
     }
 
     // MARK: Lifecycle

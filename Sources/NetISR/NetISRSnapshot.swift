@@ -154,55 +154,61 @@ extension EngineCore {
                 serializeAllHandlers: serializeAll.load(ordering: .relaxed))
             let registered = state.registered.compactMap { $0 }
             let protocols = registered.map { entry in
-                let registration = entry.registration
-                var flowCallback = false
-                var cpuCallback = false
-                switch registration.ordering {
-                case .source: break
-                case .flow(let callback): flowCallback = callback != nil
-                case .cpu: cpuCallback = true
-                }
-                return NetISRSnapshot.ProtocolInfo(
-                    name: registration.name, number: entry.number,
-                    queueLimit: registration.hasQueue ? entry.queueLimit.load(ordering: .relaxed) : 0,
-                    ordering: registration.ordering.name, dispatchPolicy: registration.dispatchPolicy,
-                    hasCPUCallback: cpuCallback, hasDrainedCallback: registration.drained != nil,
-                    hasFlowCallback: flowCallback, isConcurrencySafe: !entry.needsGiant)
+                NetISRSnapshot.ProtocolInfo(
+                    name: entry.registration.name, number: entry.number,
+                    queueLimit: entry.hasQueue ? entry.queueLimit.load(ordering: .relaxed) : 0,
+                    ordering: entry.registration.ordering.name, dispatchPolicy: entry.dispatchOverride,
+                    hasCPUCallback: entry.cpuCallback != nil, hasDrainedCallback: entry.drained != nil,
+                    hasFlowCallback: entry.flowCallback != nil, isConcurrencySafe: !entry.needsGiant)
             }
             var totals = NetISRSnapshot.Totals()
-            var retired = state.retired
+            totals.handled = state.retiredHandled
+            totals.softwareInterrupts = state.retiredSoftwareInterrupts
+            let contexts = allContexts
+            for number in 0..<slots.count {
+                for workstream in 0..<workstreams.count {
+                    func all(_ kind: ProducerContext.Kind) -> Int {
+                        contexts.reduce(0) { $0 + $1.value(kind, number, workstream) }
+                    }
+                    totals.dispatched += all(.dispatched)
+                    totals.hybridDispatched += all(.hybridDispatched)
+                    totals.queued += all(.queued)
+                    totals.queueDrops += all(.queueDrops)
+                    totals.waits += all(.waits)
+                    totals.discardedWhileWaiting += all(.stoppedWhileWaiting)
+                    totals.noHandlerDrops += all(.noHandler)
+                }
+            }
+            totals.noHandlerDrops += contexts.reduce(0) { $0 + $1.outOfRangeDrops.load(ordering: .relaxed) }
+            totals.handled += totals.dispatched + totals.hybridDispatched
+            totals.discardedAtStop = discardedAtStop.load(ordering: .relaxed) + totals.discardedWhileWaiting
+            totals.drainedAtUnregister = drainedAtUnregister.load(ordering: .relaxed)
             var work: [NetISRSnapshot.WorkCounters] = []
             for workstream in workstreams {
                 for entry in registered {
                     let queue = entry.queues.elements[workstream.id]
-                    retired.add(queue)
-                    let dispatched = queue.dispatched.load(ordering: .relaxed)
-                    let hybrid = queue.hybridDispatched.load(ordering: .relaxed)
+                    let baseline = state.baselines[entry.number]
+                    let counts = producerCounts(entry.number)
+                    func count(_ kind: ProducerContext.Kind) -> Int {
+                        let at = baselineIndex(kind, workstream.id)
+                        return counts[at] - baseline[at]
+                    }
+                    let handledByWorker = queue.handledByWorker.load(ordering: .relaxed)
+                    totals.handled += handledByWorker
+                    totals.softwareInterrupts += queue.softwareInterrupts.load(ordering: .relaxed)
                     let length = queue.ring?.count ?? 0
                     totals.stillQueued += length
+                    let dispatched = count(.dispatched)
+                    let hybrid = count(.hybridDispatched)
                     work.append(
                         .init(
                             workstream: workstream.id, cpu: workstream.cpu, name: entry.registration.name,
                             number: entry.number, length: length,
                             watermark: queue.watermark.load(ordering: .relaxed), dispatched: dispatched,
-                            hybridDispatched: hybrid, queueDrops: queue.queueDrops.load(ordering: .relaxed),
-                            queued: queue.queued.load(ordering: .relaxed),
-                            handled: queue.handledByWorker.load(ordering: .relaxed) + dispatched + hybrid))
+                            hybridDispatched: hybrid, queueDrops: count(.queueDrops), queued: count(.queued),
+                            handled: handledByWorker + dispatched + hybrid))
                 }
             }
-            totals.dispatched = retired.dispatched
-            totals.hybridDispatched = retired.hybridDispatched
-            totals.queued = retired.queued
-            totals.handled = retired.handled + retired.dispatched + retired.hybridDispatched
-            totals.queueDrops = retired.queueDrops
-            totals.softwareInterrupts = retired.softwareInterrupts
-            totals.waits = retired.waits
-            totals.noHandlerDrops =
-                slots.reduce(0) { $0 + $1.noHandlerDrops.load(ordering: .relaxed) }
-                + outOfRangeDrops.load(ordering: .relaxed)
-            totals.drainedAtUnregister = drainedAtUnregister.load(ordering: .relaxed)
-            totals.discardedAtStop = discardedAtStop.load(ordering: .relaxed) + retired.discardedAtStop
-            totals.discardedWhileWaiting = retired.discardedAtStop
             totals.wakeups = workstreams.reduce(0) { $0 + $1.wakeups.load(ordering: .relaxed) }
             totals.lateSerializationRequests = lateSerializationRequests.load(ordering: .relaxed)
             let infos = workstreams.map {

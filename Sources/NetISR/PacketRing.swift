@@ -5,7 +5,9 @@
 // packets in bursts.
 // - Producers reserve a run of slots with one compare-exchange on `producerHead`, move their
 //   packets in, then publish by advancing `producerTail` in reservation order (a later producer
-//   waits for earlier ones to publish: spin, then yield).
+//   waits for earlier ones to publish: spin, then yield). The compare-exchange is the only
+//   read-modify-write, and it comes before the slot writes, so the writes drain in the
+//   background instead of stalling the producer.
 // - The one consumer (the workstream's thread, or the control path while that thread is known
 //   not to run) reads `producerTail`, hands the contiguous run of slots to the handler in place,
 //   then advances `consumerHead`.
@@ -76,52 +78,61 @@ final class PacketRing: @unchecked Sendable {  // unchecked: slots are guarded b
         return max(0, producerTail.load(ordering: .acquiring) - head)
     }
 
-    /// Whether no packet is queued or being queued (a reservation counts as queued).
-    var isEmptyIncludingReservations: Bool {
-        producerHead.load(ordering: .sequentiallyConsistent) == consumerHead.load(ordering: .sequentiallyConsistent)
-    }
-
-    /// Moves up to `count` packets from `source` into the ring, in order.
+    /// Reserves up to `wanted` slots, as many as the limit allows.
     ///
-    /// - Returns: how many were moved (the first ones) and the queue length right after, as seen
-    ///   by this producer. Packets not moved stay in `source`, owned by the caller.
-    func enqueue(from source: UnsafeMutablePointer<Packet>, count wanted: Int) -> (moved: Int, length: Int) {
+    /// The reservation is a sequentially consistent compare-exchange: a worker that announces it
+    /// is going to sleep and then checks `hasReservations` sees it, and this producer, loading the
+    /// worker's `asleep` flag after reserving, sees the announcement (see Workstream).
+    ///
+    /// - Returns: the first reserved position, how many were reserved (0 when full), and the
+    ///   queue length including them as this producer sees it (may overestimate).
+    @inline(__always)
+    func reserve(_ wanted: Int) -> (start: Int, count: Int, length: Int) {
         var head = producerHead.load(ordering: .relaxed)
-        var start = 0
-        var moved = 0
-        var consumed = 0
         while true {
             let limit = limitValue.load(ordering: .relaxed)
-            consumed = cachedConsumerHead.load(ordering: .acquiring)
+            var consumed = cachedConsumerHead.load(ordering: .acquiring)
             var free = limit - (head - consumed)
             if free < wanted {
                 consumed = consumerHead.load(ordering: .acquiring)
                 cachedConsumerHead.store(consumed, ordering: .releasing)
                 free = limit - (head - consumed)
             }
-            moved = min(wanted, free)
-            if moved <= 0 { return (0, head - consumed) }
+            let count = min(wanted, free)
+            if count <= 0 { return (head, 0, head - consumed) }
             let (exchanged, original) = producerHead.weakCompareExchange(
-                expected: head, desired: head + moved, successOrdering: .relaxed, failureOrdering: .relaxed)
-            if exchanged {
-                start = head
-                break
-            }
+                expected: head, desired: head + count, successOrdering: .sequentiallyConsistent,
+                failureOrdering: .relaxed)
+            if exchanged { return (head, count, head + count - consumed) }
             head = original
         }
+    }
+
+    /// Moves `count` packets from `source` into reserved slots starting at `start`.
+    @inline(__always)
+    func write(at start: Int, from source: UnsafeMutablePointer<Packet>, count: Int) {
         let first = start & mask
-        let firstRun = min(moved, capacity - first)
+        let firstRun = min(count, capacity - first)
         (storage + first).moveInitialize(from: source, count: firstRun)
-        if firstRun < moved {
-            storage.moveInitialize(from: source + firstRun, count: moved - firstRun)
+        if firstRun < count {
+            storage.moveInitialize(from: source + firstRun, count: count - firstRun)
         }
+    }
+
+    /// Publishes written slots to the consumer, after every earlier reservation is published.
+    @inline(__always)
+    func publish(at start: Int, count: Int) {
         var spins = 0
         while producerTail.load(ordering: .acquiring) != start {
             spins += 1
             if spins < 64 { netisr_cpu_relax() } else { sched_yield() }
         }
-        producerTail.store(start + moved, ordering: .releasing)
-        return (moved, start + moved - consumed)
+        producerTail.store(start + count, ordering: .releasing)
+    }
+
+    /// Whether any slot is reserved or published and not yet consumed (sequentially consistent).
+    var hasReservations: Bool {
+        producerHead.load(ordering: .sequentiallyConsistent) != consumerHead.load(ordering: .sequentiallyConsistent)
     }
 
     /// The next contiguous run of up to `maximum` published packets, left in place for the handler.

@@ -1,38 +1,35 @@
 // WorkstreamQueue: one protocol's presence on one workstream (FreeBSD's `struct netisr_work`):
-// its packet ring and its counters.
-//
-// Counters are split by writer so no line is shared by both sides on the packet path:
-// - producer side (dispatching threads, relaxed read-modify-write once per call): offered,
-//   dispatched, hybrid-dispatched, queued, queue drops, waits, handled-in-caller;
-// - consumer side (the workstream's thread only, plain relaxed load + store): handled.
-// Snapshots read them with relaxed loads: each counter is exact, a snapshot of all of them is
-// consistent once traffic has stopped.
+// its packet ring and the counters its worker writes. What dispatching threads count lives in
+// their ProducerContexts, so no counter line is shared between threads on the packet path.
+// The watermark is the exception: raised with a compare-exchange, only when a producer sees a
+// length above it.
 
 import Synchronization
 
 final class WorkstreamQueue: Sendable {
-    /// The packet queue; `nil` for a protocol registered without one.
+    /// The packet queue; `nil` for a protocol registered without one. The packet path uses
+    /// `withRing`, which does not touch its reference count (shared by producers and the worker,
+    /// a retain per burst would bounce the count's cache line between them).
     let ring: PacketRing?
-
-    // Producer side.
-    let offered = Atomic<Int>(0)
-    let dispatched = Atomic<Int>(0)
-    let hybridDispatched = Atomic<Int>(0)
-    let handledInCaller = Atomic<Int>(0)
-    let queued = Atomic<Int>(0)
-    let queueDrops = Atomic<Int>(0)
-    let queueDropsCleared = Atomic<Int>(0)
-    let waits = Atomic<Int>(0)
-    let stoppedWhileWaiting = Atomic<Int>(0)
+    private let unmanagedRing: Unmanaged<PacketRing>?
+    /// Highest queue length seen (`nw_watermark`).
     let watermark = Atomic<Int>(0)
     private let padding = CacheLinePadding()
 
-    // Consumer side.
+    // Written by the workstream's thread only.
     let handledByWorker = Atomic<Int>(0)
     let softwareInterrupts = Atomic<Int>(0)
 
     init(ring: PacketRing?) {
         self.ring = ring
+        self.unmanagedRing = ring.map { Unmanaged.passUnretained($0) }
+    }
+
+    /// Runs `body` with the ring, not retained; `nil` without a ring.
+    @inline(__always)
+    func withRing<Result>(_ body: (PacketRing) -> Result) -> Result? {
+        guard let unmanagedRing else { return nil }
+        return unmanagedRing._withUnsafeGuaranteedRef(body)
     }
 
     /// Raises the watermark to `length` if it is higher.
@@ -47,7 +44,7 @@ final class WorkstreamQueue: Sendable {
         }
     }
 
-    /// Adds `amount` to a counter only this queue's worker writes.
+    /// Adds `amount` to a counter only one thread writes.
     @inline(__always)
     static func ownerAdd(_ counter: borrowing Atomic<Int>, _ amount: Int) {
         counter.store(counter.load(ordering: .relaxed) &+ amount, ordering: .relaxed)

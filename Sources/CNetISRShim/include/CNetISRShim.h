@@ -2,6 +2,8 @@
 #ifndef CNETISR_SHIM_H
 #define CNETISR_SHIM_H
 
+#include <stdint.h>
+
 /// Binds the calling thread to one CPU. Returns 0 on success, an errno value otherwise.
 int netisr_bind_current_thread(int cpu);
 
@@ -16,5 +18,20 @@ int netisr_name_current_thread(const char *name);
 
 /// A spin-wait hint to the processor (PAUSE on x86, YIELD on Arm).
 void netisr_cpu_relax(void);
+
+/// The calling thread's cached (engine, producer context) pair: one entry per thread, so the
+/// packet path finds its per-thread state without a lock or a system call.
+/// Engines are told apart by a unique id, never by address (a new engine may reuse a freed one's).
+extern __thread uint64_t netisr_thread_engine_id;
+extern __thread const void *netisr_thread_context;
+
+static inline const void *netisr_thread_cached_context(uint64_t engine_id) {
+    return netisr_thread_engine_id == engine_id ? netisr_thread_context : (const void *)0;
+}
+
+static inline void netisr_thread_cache(uint64_t engine_id, const void *context) {
+    netisr_thread_engine_id = engine_id;
+    netisr_thread_context = context;
+}
 
 #endif

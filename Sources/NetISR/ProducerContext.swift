@@ -1,0 +1,58 @@
+// ProducerContext: what one thread writes on the packet path, kept apart from every other
+// thread's (the per-producer counters of DESIGN.md, like per-CPU counters in FreeBSD).
+//
+// Each thread that dispatches (callers and workers alike) gets one context per engine, found
+// through a thread-local cache (CNetISRShim) and owned by the engine. Only its thread writes it:
+// - `readerSlot`: the thread's ReaderGate entry (0 outside; epoch + 1 inside). Entering is a
+//   sequentially consistent store; leaving a release store — no read-modify-write, so leaving
+//   does not wait for the ring writes before it to drain. `depth` makes entries nest (a handler
+//   running inside a worker's pass may dispatch).
+// - counters per protocol × workstream × kind, updated with plain relaxed load + store.
+// Other threads only read (snapshots, the gate's writer).
+
+import Synchronization
+
+final class ProducerContext: @unchecked Sendable {  // unchecked: single writer (its thread), see above
+    enum Kind: Int, CaseIterable {
+        case dispatched, hybridDispatched, queued, queueDrops, waits, stoppedWhileWaiting, noHandler
+    }
+
+    private let padding0 = CacheLinePadding()
+    let readerSlot = Atomic<Int>(0)
+    var depth = 0
+    private let padding1 = CacheLinePadding()
+    let outOfRangeDrops = Atomic<Int>(0)
+    private let counters: UnsafeMutablePointer<Atomic<Int>>
+    private let protocols: Int
+    private let workstreams: Int
+
+    init(protocols: Int, workstreams: Int) {
+        self.protocols = protocols
+        self.workstreams = workstreams
+        let count = protocols * workstreams * Kind.allCases.count
+        counters = .allocate(capacity: count)
+        for index in 0..<count { (counters + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        counters.deinitialize(count: protocols * workstreams * Kind.allCases.count)
+        counters.deallocate()
+    }
+
+    @inline(__always)
+    private func index(_ kind: Kind, _ number: Int, _ workstream: Int) -> Int {
+        (number * workstreams + workstream) * Kind.allCases.count + kind.rawValue
+    }
+
+    /// Adds to a counter. Owner thread only.
+    @inline(__always)
+    func add(_ kind: Kind, _ number: Int, _ workstream: Int, _ amount: Int) {
+        let counter = index(kind, number, workstream)
+        counters[counter].store(counters[counter].load(ordering: .relaxed) &+ amount, ordering: .relaxed)
+    }
+
+    /// Reads a counter. Any thread.
+    func value(_ kind: Kind, _ number: Int, _ workstream: Int) -> Int {
+        counters[index(kind, number, workstream)].load(ordering: .relaxed)
+    }
+}
