@@ -16,6 +16,10 @@ extension EngineCore {
     /// Marks, in a placement, that the packet runs in the caller (hybrid with no CPU preference).
     private static let runHereFlag = 1 << 30
 
+    /// Runs longer than this are placed in chunks, so per-packet scratch (placements, the
+    /// regrouping buffer) fits on the stack and in a context's scratch buffer.
+    static let chunk = 128
+
     /// What every run of one call shares. Its references are passed as guaranteed parameters
     /// (never stored), so using them costs no reference counting.
     private struct Delivery {
@@ -117,6 +121,19 @@ extension EngineCore {
             deliver(registered, slot, context, delivery, base, count, to: 0, &outcome)
             return
         }
+        var start = 0
+        while start < count {
+            let size = min(Self.chunk, count - start)
+            placeChunk(registered, slot, context, delivery, base + start, size, &outcome)
+            start += size
+        }
+    }
+
+    @inline(__always)
+    private func placeChunk(
+        _ registered: RegisteredProtocol, _ slot: ProtocolSlot, _ context: ProducerContext, _ delivery: Delivery,
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, _ outcome: inout BatchOutcome
+    ) {
         let hybrid = delivery.policy == .hybrid
         withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { targets in
             var uniform = true
@@ -155,8 +172,7 @@ extension EngineCore {
                 next[index] = start
                 start += size
             }
-            withUnsafeTemporaryAllocation(of: Packet.self, capacity: count) { scratch in
-                let sorted = scratch.baseAddress!
+            context.withScratch { sorted in
                 for offset in 0..<count {
                     let index = group(targets[offset])
                     (sorted + next[index]).initialize(to: (base + offset).move())
@@ -281,9 +297,23 @@ extension EngineCore {
         }
     }
 
-    /// Groups packets by the protocol `next` names (a stable counting sort on the stack) and
-    /// dispatches each group as one run.
+    /// Groups packets by the protocol `next` names (a stable counting sort in the caller's
+    /// scratch) and dispatches each group as one run, in chunks of `chunk` packets.
     func dispatchByProtocol(
+        _ base: UnsafeMutablePointer<Packet>, _ count: Int, whenFull: QueueFullAction,
+        next: (borrowing Packet) -> ProtocolNumber
+    ) -> BatchOutcome {
+        var outcome = BatchOutcome()
+        var start = 0
+        while start < count {
+            let size = min(Self.chunk, count - start)
+            outcome.add(dispatchChunkByProtocol(base + start, size, whenFull: whenFull, next: next))
+            start += size
+        }
+        return outcome
+    }
+
+    private func dispatchChunkByProtocol(
         _ base: UnsafeMutablePointer<Packet>, _ count: Int, whenFull: QueueFullAction,
         next: (borrowing Packet) -> ProtocolNumber
     ) -> BatchOutcome {
@@ -310,19 +340,20 @@ extension EngineCore {
                     next[bucket] = start
                     start += size
                 }
-                withUnsafeTemporaryAllocation(of: Packet.self, capacity: count) { scratch in
-                    let sorted = scratch.baseAddress!
-                    for offset in 0..<count {
-                        (sorted + next[numbers[offset]]).initialize(to: (base + offset).move())
-                        next[numbers[offset]] += 1
-                    }
-                    var begin = 0
-                    for bucket in 0..<buckets where next[bucket] > begin {
-                        outcome.add(
-                            dispatchRun(
-                                ProtocolNumber(bucket), sorted + begin, next[bucket] - begin, whenFull: whenFull,
-                                alwaysQueue: false))
-                        begin = next[bucket]
+                withContext { context in
+                    context.withScratch { sorted in
+                        for offset in 0..<count {
+                            (sorted + next[numbers[offset]]).initialize(to: (base + offset).move())
+                            next[numbers[offset]] += 1
+                        }
+                        var begin = 0
+                        for bucket in 0..<buckets where next[bucket] > begin {
+                            outcome.add(
+                                dispatchRun(
+                                    ProtocolNumber(bucket), sorted + begin, next[bucket] - begin, whenFull: whenFull,
+                                    alwaysQueue: false))
+                            begin = next[bucket]
+                        }
                     }
                 }
             }

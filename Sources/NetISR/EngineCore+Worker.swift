@@ -179,19 +179,29 @@ extension EngineCore {
     }
 }
 
+/// Set by a worker thread once it is running.
+final class WorkerStarted: Sendable {
+    let flag = Atomic<Bool>(false)
+}
+
 /// Starts worker threads (pthreads, not Swift tasks: a worker blocks and may be pinned).
 enum WorkerThread {
-    private final class Context {
+    private final class Context: Sendable {
         let core: EngineCore
         let workstream: Workstream
-        init(core: EngineCore, workstream: Workstream) {
+        let started: WorkerStarted
+        init(core: EngineCore, workstream: Workstream, started: WorkerStarted) {
             self.core = core
             self.workstream = workstream
+            self.started = started
         }
     }
 
-    static func spawn(core: EngineCore, workstream: Workstream) -> Result<pthread_t, NetISRError> {
-        let context = Unmanaged.passRetained(Context(core: core, workstream: workstream)).toOpaque()
+    /// Starts `workstream`'s thread; `started` turns true once it runs with its producer context.
+    static func spawn(
+        core: EngineCore, workstream: Workstream, started: WorkerStarted
+    ) -> Result<pthread_t, NetISRError> {
+        let context = Unmanaged.passRetained(Context(core: core, workstream: workstream, started: started)).toOpaque()
         var thread = pthread_t()
         let status = pthread_create(
             &thread, nil,
@@ -206,6 +216,9 @@ enum WorkerThread {
                             "could not bind \(workstream.threadName) to CPU \(workstream.cpu) (errno \(status))")
                     }
                 }
+                // Make this thread's producer context now, then tell start() the worker is up.
+                context.core.withContext { _ in }
+                context.started.flag.store(true, ordering: .releasing)
                 context.core.workerLoop(workstream)
                 return nil
             }, context)

@@ -150,8 +150,11 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
             isRunning.store(true, ordering: .sequentiallyConsistent)
             state.started = true
             if isManual { return .success(()) }
+            var startFlags: [WorkerStarted] = []
             for workstream in workstreams {
-                switch WorkerThread.spawn(core: self, workstream: workstream) {
+                let started = WorkerStarted()
+                startFlags.append(started)
+                switch WorkerThread.spawn(core: self, workstream: workstream, started: started) {
                 case .success(let thread): state.threads.append(thread)
                 case .failure(let error):
                     isRunning.store(false, ordering: .sequentiallyConsistent)
@@ -162,6 +165,10 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
                     state.started = false
                     return .failure(error)
                 }
+            }
+            // Return once every worker runs, so no thread set-up overlaps the caller's traffic.
+            for started in startFlags {
+                while !started.flag.load(ordering: .acquiring) { sched_yield() }
             }
             return .success(())
         }

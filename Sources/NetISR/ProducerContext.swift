@@ -8,6 +8,8 @@
 //   does not wait for the ring writes before it to drain. `depth` makes entries nest (a handler
 //   running inside a worker's pass may dispatch).
 // - counters per protocol × workstream × kind, updated with plain relaxed load + store.
+// - scratch space for regrouping a burst by workstream or protocol, one buffer per nesting level
+//   (a handler may dispatch while its caller's scratch is in use), allocated on first use.
 // Other threads only read (snapshots, the gate's writer).
 
 import Synchronization
@@ -34,7 +36,37 @@ final class ProducerContext: @unchecked Sendable {  // unchecked: single writer 
         for index in 0..<count { (counters + index).initialize(to: Atomic(0)) }
     }
 
+    /// Packets one scratch buffer holds; larger runs are regrouped in chunks of this size.
+    static let scratchCapacity = 256
+    private static let scratchLevels = 4
+    private var scratch: [UnsafeMutablePointer<Packet>?] = Array(repeating: nil, count: scratchLevels)
+    private var scratchInUse = 0
+
+    /// Runs `body` with an uninitialized buffer of `scratchCapacity` packets, which `body` must
+    /// leave uninitialized. Owner thread only. Allocates only the first time a level is used
+    /// (and beyond `scratchLevels` nested uses, each time).
+    @inline(__always)
+    func withScratch<Result>(_ body: (UnsafeMutablePointer<Packet>) -> Result) -> Result {
+        let level = scratchInUse
+        guard level < Self.scratchLevels else {
+            let buffer = UnsafeMutablePointer<Packet>.allocate(capacity: Self.scratchCapacity)
+            defer { buffer.deallocate() }
+            return body(buffer)
+        }
+        let buffer: UnsafeMutablePointer<Packet>
+        if let existing = scratch[level] {
+            buffer = existing
+        } else {
+            buffer = .allocate(capacity: Self.scratchCapacity)
+            scratch[level] = buffer
+        }
+        scratchInUse += 1
+        defer { scratchInUse -= 1 }
+        return body(buffer)
+    }
+
     deinit {
+        for case let buffer? in scratch { buffer.deallocate() }
         counters.deinitialize(count: protocols * workstreams * Kind.allCases.count)
         counters.deallocate()
     }

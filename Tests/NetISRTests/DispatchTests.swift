@@ -263,3 +263,31 @@ import Testing
         expectConservation(engine.snapshot(), offered: 24)
     }
 }
+
+@Suite struct LargeBatchTests {
+    @Test(arguments: [DispatchPolicy.deferred, .direct, .hybrid])
+    func batchesLargerThanAChunkKeepPerWorkstreamOrder(policy: DispatchPolicy) throws {
+        let embedded = try EmbeddedNetISR(workstreamCount: 3)
+        let engine = embedded.engine
+        engine.dispatchPolicy = policy
+        let recorder = Recorder()
+        let releases = ReleaseCounter()
+        try engine.register(
+            ProtocolRegistration(
+                name: "ip", number: 1, queueLimit: 1_000, ordering: .flow(), handler: recorder.handler(tag: 1)))
+        var batch = PacketBatch(capacity: 700)
+        for sequence in 0..<700 {
+            _ = batch.append(packet(releases, flow: UInt32(sequence * 7 % 11), sequence: UInt64(sequence)))
+        }
+        let outcome = engine.dispatch(1, batch: &batch)
+        #expect(outcome.total == 700)
+        embedded.runUntilIdle()
+        #expect(recorder.all.count == 700)
+        for flow in 0..<11 {
+            let sequences = recorder.all.filter { $0.flow == UInt32(flow) }.map(\.sequence)
+            #expect(sequences == sequences.sorted())
+        }
+        #expect(releases.count == 700)
+        expectConservation(engine.snapshot(), offered: 700)
+    }
+}
