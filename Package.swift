@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "NetISR", targets: ["NetISR"]),
         .library(name: "NetISRTesting", targets: ["NetISRTesting"]),
+        .library(name: "PacketWire", targets: ["PacketWire"]),
         .executable(name: "netisr", targets: ["netisr"]),
     ],
     dependencies: [
@@ -19,14 +20,16 @@ let package = Package(
         .target(name: "CNetISRShim"),
         .target(name: "NetISR", dependencies: ["CNetISRShim"]),
         .target(name: "NetISRTesting", dependencies: ["NetISR"]),
+        .target(name: "PacketWire"),
         .executableTarget(
             name: "netisr",
             dependencies: [
-                "NetISR",
+                "NetISR", "PacketWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting"]),
+        .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

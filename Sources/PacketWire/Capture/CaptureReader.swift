@@ -1,0 +1,261 @@
+// CaptureReader: streams records out of a pcap or pcapng file in constant memory.
+//
+// The file is read with large `read(2)` calls into one buffer (2 MiB by default) that is reused:
+// records are handed out as views into it, valid only during the callback, and when a record
+// runs past the end of the buffered bytes the unread tail moves to the front and the buffer is
+// refilled. Nothing is allocated per record, and no allocation is sized from the file: a record
+// or block larger than the buffer is an error (packets) or skipped without buffering (others).
+//
+// Malformed input never traps: every length is checked before use, records before the damage are
+// delivered, and the damage is reported as a CaptureError with its byte offset. The format is
+// detected from the first bytes, not the file name.
+
+/// Reads records from a pcap or pcapng capture.
+///
+/// ```swift
+/// let reader = try CaptureReader(path: "trace.pcapng")
+/// while try reader.read(maximum: 64, { record in print(record.originalLength) }) > 0 {}
+/// ```
+///
+/// Thread-safety: use a reader from one thread at a time.
+public final class CaptureReader {
+    /// The largest captured length accepted (libpcap's and Wireshark's maximum snapshot length).
+    public static let maximumCapturedLength = 262_144
+
+    let source: any CaptureSource
+    private let buffer: UnsafeMutableRawPointer
+    private let capacity: Int
+    private var start = 0
+    private var end = 0
+    private var bufferFileOffset = 0
+    private var sourceDone = false
+    private var failed: CaptureError?
+
+    /// The detected format.
+    public private(set) var format: CaptureFormat = .pcapng
+    private var pcapLinkType = LinkType.ethernet
+    private var pcapSnapLength = 0
+    private var section = PcapngSection()
+
+    /// Bytes consumed so far (the offset of the next record).
+    public var bytesRead: Int { bufferFileOffset + start }
+    /// The file's size, when known.
+    public var size: Int? { source.size }
+
+    /// Opens a capture file.
+    public convenience init(path: String, bufferSize: Int = 2 << 20) throws(CaptureError) {
+        try self.init(source: FileCaptureSource(path: path), bufferSize: bufferSize)
+    }
+
+    /// Reads a capture from memory.
+    public convenience init(bytes: [UInt8], bufferSize: Int = 2 << 20) throws(CaptureError) {
+        try self.init(source: MemoryCaptureSource(bytes), bufferSize: bufferSize)
+    }
+
+    init(source: any CaptureSource, bufferSize: Int) throws(CaptureError) {
+        self.source = source
+        capacity = max(bufferSize, 2 * (Self.maximumCapturedLength + 4096))
+        buffer = .allocate(byteCount: capacity, alignment: 16)
+        try readFileHeader()
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Reads up to `maximum` records, calling `body` with each.
+    ///
+    /// - Returns: how many records were delivered; 0 at the end of the file.
+    /// - Throws: `CaptureError` at damage, after delivering the records before it.
+    @discardableResult
+    public func read(maximum: Int = 64, _ body: (CaptureRecord) throws -> Void) throws -> Int {
+        if let failed { throw failed }
+        var delivered = 0
+        do {
+            while delivered < maximum, let record = try nextRecord() {
+                try body(record)
+                delivered += 1
+            }
+        } catch let error as CaptureError {
+            failed = error
+            if delivered == 0 { throw error }
+        }
+        return delivered
+    }
+
+    // MARK: Buffer
+
+    /// Makes `count` bytes available at `start`; false if the file ends first.
+    private func ensure(_ count: Int) throws(CaptureError) -> Bool {
+        if end - start >= count { return true }
+        guard count <= capacity else { return false }
+        if start > 0 {
+            let remaining = end - start
+            if remaining > 0 { buffer.copyMemory(from: buffer + start, byteCount: remaining) }
+            bufferFileOffset += start
+            start = 0
+            end = remaining
+        }
+        while end - start < count && !sourceDone {
+            let got = try source.read(into: buffer + end, count: capacity - end)
+            if got == 0 { sourceDone = true } else { end += got }
+        }
+        return end - start >= count
+    }
+
+    /// Skips `count` bytes, reading through them without buffering them all.
+    private func skip(_ count: Int) throws(CaptureError) -> Bool {
+        var left = count
+        while left > 0 {
+            if end - start == 0 {
+                guard try ensure(1) else { return false }
+            }
+            let step = min(left, end - start)
+            start += step
+            left -= step
+        }
+        return true
+    }
+
+    private var view: ByteView { ByteView(UnsafeRawBufferPointer(start: buffer + start, count: end - start)) }
+
+    // MARK: Formats
+
+    private func readFileHeader() throws(CaptureError) {
+        guard try ensure(4) else {
+            throw CaptureError(.truncatedHeader, at: 0, "the file is too short to be a capture (\(end) bytes)")
+        }
+        let magic = view.u32le(0)!
+        switch magic {
+        case 0xA1B2_C3D4, 0xA1B2_3C4D, 0xD4C3_B2A1, 0x4D3C_B2A1:
+            let bigEndian = magic == 0xD4C3_B2A1 || magic == 0x4D3C_B2A1
+            let nanosecond = magic == 0xA1B2_3C4D || magic == 0x4D3C_B2A1
+            format = .pcap(bigEndian: bigEndian, nanosecond: nanosecond)
+            guard try ensure(24) else {
+                throw CaptureError(.truncatedHeader, at: 0, "the pcap file header is cut short")
+            }
+            pcapSnapLength = Int(view.u32(16, bigEndian: bigEndian)!)
+            pcapLinkType = LinkType(rawValue: view.u32(20, bigEndian: bigEndian)! & 0x03FF_FFFF)
+            start += 24
+        case 0x0A0D_0D0A:
+            format = .pcapng
+        default:
+            throw CaptureError(
+                .unknownFormat, at: 0,
+                "not a pcap or pcapng file (magic 0x\(String(magic, radix: 16)))")
+        }
+    }
+
+    private func nextRecord() throws(CaptureError) -> CaptureRecord? {
+        switch format {
+        case .pcap(let bigEndian, let nanosecond): try nextPcapRecord(bigEndian: bigEndian, nanosecond: nanosecond)
+        case .pcapng: try nextPcapngRecord()
+        }
+    }
+
+    private func nextPcapRecord(bigEndian: Bool, nanosecond: Bool) throws(CaptureError) -> CaptureRecord? {
+        let offset = bytesRead
+        guard try ensure(16) else {
+            if end - start == 0 { return nil }
+            throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a record header")
+        }
+        let header = view
+        let seconds = UInt64(header.u32(0, bigEndian: bigEndian)!)
+        let fraction = UInt64(header.u32(4, bigEndian: bigEndian)!)
+        let captured = Int(header.u32(8, bigEndian: bigEndian)!)
+        let original = Int(header.u32(12, bigEndian: bigEndian)!)
+        guard captured <= Self.maximumCapturedLength else {
+            throw CaptureError(
+                .recordTooLarge, at: offset,
+                "a record's captured length \(captured) is above the maximum \(Self.maximumCapturedLength)")
+        }
+        guard try ensure(16 + captured) else {
+            throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a \(captured)-byte record")
+        }
+        let bytes = UnsafeRawBufferPointer(start: buffer + start + 16, count: captured)
+        start += 16 + captured
+        let timestamp = seconds &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1_000)
+        return CaptureRecord(
+            bytes: bytes, originalLength: original, timestamp: timestamp, linkType: pcapLinkType, interfaceID: 0,
+            fileOffset: offset)
+    }
+
+    private func nextPcapngRecord() throws(CaptureError) -> CaptureRecord? {
+        while true {
+            let offset = bytesRead
+            guard try ensure(8) else {
+                if end - start == 0 { return nil }
+                throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a block header")
+            }
+            let rawType = view.u32le(0)!
+            if rawType == PcapngSection.headerType {
+                try readSectionHeader(at: offset)
+                continue
+            }
+            guard section.isOpen else {
+                throw CaptureError(.unexpectedBlock, at: offset, "a block before any section header")
+            }
+            let bigEndian = section.bigEndian
+            let type = view.u32(0, bigEndian: bigEndian)!
+            let length = Int(view.u32(4, bigEndian: bigEndian)!)
+            guard length >= 12, length % 4 == 0 else {
+                throw CaptureError(
+                    .badBlockLength, at: offset, "block length \(length) is not a multiple of 4 of at least 12")
+            }
+            let isPacket = type == 6 || type == 3 || type == 2 || type == 1
+            if !isPacket {
+                guard try skip(length) else {
+                    throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a \(length)-byte block")
+                }
+                continue
+            }
+            guard length <= capacity else {
+                throw CaptureError(
+                    .recordTooLarge, at: offset, "a \(length)-byte block is larger than any packet may be")
+            }
+            guard try ensure(length) else {
+                throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a \(length)-byte block")
+            }
+            let block = view.prefix(length)
+            guard block.u32(length - 4, bigEndian: bigEndian) == UInt32(length) else {
+                throw CaptureError(.badBlockLength, at: offset, "block length \(length) differs from its trailer")
+            }
+            if type == 1 {
+                try section.addInterface(block, at: offset)
+                start += length
+                continue
+            }
+            let record = try section.packet(type: type, block: block, at: offset)
+            start += length
+            if let record { return record }
+        }
+    }
+
+    private func readSectionHeader(at offset: Int) throws(CaptureError) {
+        guard try ensure(12) else {
+            throw CaptureError(.truncatedHeader, at: offset, "the file ends inside a section header")
+        }
+        let magic = view.u32le(8)!
+        let bigEndian: Bool
+        switch magic {
+        case 0x1A2B_3C4D: bigEndian = false
+        case 0x4D3C_2B1A: bigEndian = true
+        default:
+            throw CaptureError(
+                .badByteOrderMagic, at: offset, "unknown section byte-order magic 0x\(String(magic, radix: 16))")
+        }
+        let length = Int(view.u32(4, bigEndian: bigEndian)!)
+        guard length >= 28, length % 4 == 0 else {
+            throw CaptureError(.badBlockLength, at: offset, "section header length \(length) is invalid")
+        }
+        guard length <= capacity else {
+            throw CaptureError(.badBlockLength, at: offset, "section header length \(length) is implausibly large")
+        }
+        guard try ensure(length) else {
+            throw CaptureError(.truncatedHeader, at: offset, "the file ends inside a section header")
+        }
+        guard view.u32(length - 4, bigEndian: bigEndian) == UInt32(length) else {
+            throw CaptureError(.badBlockLength, at: offset, "section header length differs from its trailer")
+        }
+        section = PcapngSection(bigEndian: bigEndian)
+        start += length
+    }
+}

@@ -1,0 +1,64 @@
+// CaptureSource: where a reader's bytes come from — a file read in large chunks, or memory.
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// A forward-only byte stream.
+protocol CaptureSource: AnyObject {
+    /// Copies up to `count` bytes into `destination`; 0 at the end. Throws on an I/O error.
+    func read(into destination: UnsafeMutableRawPointer, count: Int) throws(CaptureError) -> Int
+    /// The total size, when known.
+    var size: Int? { get }
+}
+
+/// A file read with `read(2)`.
+final class FileCaptureSource: CaptureSource {
+    private let descriptor: Int32
+    let size: Int?
+    let path: String
+
+    init(path: String) throws(CaptureError) {
+        self.path = path
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw CaptureError(.io, at: 0, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        var status = stat()
+        size = fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : nil
+        _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_SEQUENTIAL)
+    }
+
+    deinit { close(descriptor) }
+
+    func read(into destination: UnsafeMutableRawPointer, count: Int) throws(CaptureError) -> Int {
+        while true {
+            let got = Glibc.read(descriptor, destination, count)
+            if got >= 0 { return got }
+            if errno == EINTR { continue }
+            throw CaptureError(.io, at: 0, "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Bytes already in memory (tests, fuzzing).
+final class MemoryCaptureSource: CaptureSource {
+    private let storage: [UInt8]
+    private var position = 0
+    var size: Int? { storage.count }
+
+    init(_ bytes: [UInt8]) { storage = bytes }
+
+    func read(into destination: UnsafeMutableRawPointer, count: Int) throws(CaptureError) -> Int {
+        let n = min(count, storage.count - position)
+        if n > 0 {
+            storage.withUnsafeBytes { source in
+                destination.copyMemory(from: source.baseAddress! + position, byteCount: n)
+            }
+            position += n
+        }
+        return n
+    }
+}

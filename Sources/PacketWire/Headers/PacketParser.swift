@@ -1,0 +1,282 @@
+// PacketParser: classifies a frame the way tshark's L2–L4 dissectors do with reassembly off
+// (../shared/oracle/README.md), and extracts its flow key.
+//
+// Two notions matter and are kept apart:
+// - "entered": tshark lists a protocol in frame.protocols as soon as its dissector is called,
+//   even if the header then turns out cut short or bogus. `network`/`transport` follow this:
+//   a frame whose Ethernet type says IPv4 is an IPv4 frame even if the IPv4 header is garbage.
+// - "sane": conversation tables and flow keys only take headers tshark fully accepted (IPv4:
+//   version 4, IHL ≥ 5, header captured, total length ≥ header; TCP/UDP: header complete).
+// Rules that follow tshark: only an IP datagram's first fragment (offset 0) carries ports; a
+// non-first IPv6 fragment is not an IPv6 conversation event; headers quoted in ICMP errors are
+// not counted. Every read is bounds-checked through ByteView; malformed bytes end the parse,
+// never trap. Tunnel nesting is bounded (8 levels).
+
+/// Parses frames into `PacketSummary` values. Stateless; safe to use from any thread.
+public enum PacketParser {
+    static let maximumDepth = 8
+
+    /// Parses one frame of the given link type.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType) -> PacketSummary {
+        var state = ParseState()
+        let view = ByteView(bytes)
+        switch linkType {
+        case .ethernet: state.ethernet(view)
+        case .linuxSLL: state.linuxCooked(view)
+        case .linuxSLL2: state.linuxCooked2(view)
+        case .raw, .rawBSD12, .rawBSD14: state.rawIP(view)
+        case .ipv4:
+            state.ipv4(view, depth: 0)
+            state.markEmptyIfNothingEntered()
+        case .ipv6:
+            state.ipv6(view, depth: 0)
+            state.markEmptyIfNothingEntered()
+        case .null: state.null(view, networkOrder: false)
+        case .loop: state.null(view, networkOrder: true)
+        default: break
+        }
+        return state.summary
+    }
+}
+
+/// The parse in progress.
+struct ParseState {
+    var summary = PacketSummary()
+    private var sawNetwork = false
+    private var sawTransport = false
+
+    /// On raw-IP link types there is no link-layer protocol: if IP rejected the frame, tshark's
+    /// protocol list is empty.
+    mutating func markEmptyIfNothingEntered() {
+        if !sawNetwork { summary.network = .none }
+    }
+
+    // MARK: Link layers
+
+    mutating func ethernet(_ view: ByteView) {
+        guard let type = view.u16(12) else { return }
+        etherType(type, view.suffix(from: 14), depth: 0)
+    }
+
+    /// Dispatches on an Ethernet type (or an 802.3 length, which means LLC follows).
+    mutating func etherType(_ type: UInt16, _ payload: ByteView, depth: Int) {
+        guard depth < PacketParser.maximumDepth else { return }
+        if type <= 1500 {
+            llc(payload, depth: depth)
+            return
+        }
+        switch type {
+        case 0x0800: ipv4(payload, depth: depth)
+        case 0x86DD: ipv6(payload, depth: depth)
+        case 0x0806, 0x8035: enterNetwork(.arp)
+        case 0x8100, 0x88A8, 0x9100:
+            guard let tci = payload.u16(0), let inner = payload.u16(2) else { return }
+            if summary.vlan == nil { summary.vlan = tci & 0x0FFF }
+            etherType(inner, payload.suffix(from: 4), depth: depth + 1)
+        default: return
+        }
+    }
+
+    /// IEEE 802.2 LLC: only SNAP with an Ethernet-type OUI leads anywhere here.
+    mutating func llc(_ view: ByteView, depth: Int) {
+        guard view.u8(0) == 0xAA, view.u8(1) == 0xAA, view.u8(2) == 0x03,
+            let ouiHigh = view.u16(3), let ouiLow = view.u8(5), let type = view.u16(6)
+        else { return }
+        let oui = UInt32(ouiHigh) << 8 | UInt32(ouiLow)
+        guard oui == 0x000000 || oui == 0x0000F8 else { return }
+        etherType(type, view.suffix(from: 8), depth: depth + 1)
+    }
+
+    mutating func linuxCooked(_ view: ByteView) {
+        guard view.count >= 16, let hardware = view.u16(2), let protocolType = view.u16(14) else { return }
+        cookedPayload(hardware: hardware, protocolType: protocolType, view.suffix(from: 16))
+    }
+
+    mutating func linuxCooked2(_ view: ByteView) {
+        guard view.count >= 20, let protocolType = view.u16(0), let hardware = view.u16(8) else { return }
+        cookedPayload(hardware: hardware, protocolType: protocolType, view.suffix(from: 20))
+    }
+
+    private mutating func cookedPayload(hardware: UInt16, protocolType: UInt16, _ payload: ByteView) {
+        // ARPHRD_NETLINK (824) carries netlink messages. (ARPHRD_IPGRE's protocol field is still an
+        // Ethernet type, which tshark follows when its GRE dissector is off.)
+        if hardware == 824 { return }
+        switch protocolType {
+        case 0x0004: llc(payload, depth: 0)
+        case 0x0000...0x05DC: return
+        default: etherType(protocolType, payload, depth: 0)
+        }
+    }
+
+    mutating func rawIP(_ view: ByteView) {
+        guard let first = view.u8(0) else { return }
+        switch first & 0xF0 {
+        case 0x40: ipv4(view, depth: 0)
+        case 0x60: ipv6(view, depth: 0)
+        default: return
+        }
+    }
+
+    /// BSD loopback: a 4-byte address family, in host byte order (`null`) or network order (`loop`).
+    mutating func null(_ view: ByteView, networkOrder: Bool) {
+        guard var family = networkOrder ? view.u32(0) : view.u32le(0) else { return }
+        if !networkOrder, family & 0xFFFF_0000 != 0, family & 0x0000_FFFF == 0 { family = family.byteSwapped }
+        let payload = view.suffix(from: 4)
+        switch family {
+        case 2: ipv4(payload, depth: 0)
+        case 10, 24, 28, 30: ipv6(payload, depth: 0)
+        case 1501...0xFFFF: etherType(UInt16(family), payload, depth: 0)
+        default: return
+        }
+    }
+
+    // MARK: Network layer
+
+    private mutating func enterNetwork(_ kind: NetworkProtocol) {
+        if !sawNetwork {
+            sawNetwork = true
+            summary.network = kind
+        }
+    }
+
+    private mutating func enterTransport(_ kind: TransportProtocol) {
+        if !sawTransport && sawNetwork {
+            sawTransport = true
+            summary.transport = kind
+        }
+    }
+
+    mutating func ipv4(_ view: ByteView, depth: Int) {
+        enterNetwork(.ipv4)
+        guard depth < PacketParser.maximumDepth, let first = view.u8(0) else { return }
+        let version = first >> 4
+        if version == 6 {
+            ipv6(view, depth: depth + 1)
+            return
+        }
+        let headerLength = Int(first & 0x0F) * 4
+        // A total length of 0 is a segmentation-offload ("big TCP") packet: its length is the frame's.
+        guard version == 4, headerLength >= 20, let lengthField = view.u16(2).map(Int.init) else { return }
+        let totalLength = lengthField == 0 ? view.count : lengthField
+        guard totalLength >= headerLength, view.count >= headerLength,
+            let fragment = view.u16(6), let ipProtocol = view.u8(9),
+            let source = view.u32(12), let destination = view.u32(16)
+        else { return }
+        let sourceAddress = IPAddress(ipv4: source)
+        let destinationAddress = IPAddress(ipv4: destination)
+        summary.events.append(
+            ConversationEvent(
+                kind: .ipv4, source: sourceAddress, destination: destinationAddress, sourcePort: 0, destinationPort: 0,
+                tcpFlags: 0))
+        let isOuter = summary.flow == nil
+        if isOuter {
+            summary.flow = FlowKey(source: sourceAddress, destination: destinationAddress, ipProtocol: ipProtocol)
+        }
+        guard fragment & 0x1FFF == 0 else { return }
+        let payload = view.prefix(totalLength).suffix(from: headerLength)
+        transport(
+            ipProtocol, payload, source: sourceAddress, destination: destinationAddress, isOuter: isOuter,
+            depth: depth)
+    }
+
+    mutating func ipv6(_ view: ByteView, depth: Int) {
+        // tshark's IPv6 dissector rejects a wrong version outright (the frame is not IPv6 at all).
+        if let first = view.u8(0), first >> 4 != 6 { return }
+        enterNetwork(.ipv6)
+        guard depth < PacketParser.maximumDepth, view.count >= 40, let first = view.u8(0), first >> 4 == 6,
+            let payloadLength = view.u16(4), var next = view.u8(6),
+            let sourceHigh = view.u32(8), let sourceHigh2 = view.u32(12), let sourceLow = view.u32(16),
+            let sourceLow2 = view.u32(20), let destinationHigh = view.u32(24), let destinationHigh2 = view.u32(28),
+            let destinationLow = view.u32(32), let destinationLow2 = view.u32(36)
+        else { return }
+        let sourceAddress = IPAddress(
+            ipv6High: UInt64(sourceHigh) << 32 | UInt64(sourceHigh2), low: UInt64(sourceLow) << 32 | UInt64(sourceLow2))
+        let destinationAddress = IPAddress(
+            ipv6High: UInt64(destinationHigh) << 32 | UInt64(destinationHigh2),
+            low: UInt64(destinationLow) << 32 | UInt64(destinationLow2))
+        var payload = payloadLength == 0 ? view.suffix(from: 40) : view.prefix(40 + Int(payloadLength)).suffix(from: 40)
+        // Extension headers: hop-by-hop (0), routing (43), fragment (44), destination options (60).
+        var isFirstFragment = true
+        var hops = 0
+        extensionHeaders: while hops < 16 {
+            hops += 1
+            switch next {
+            case 0, 43, 60:
+                guard let nextHeader = payload.u8(0), let units = payload.u8(1) else { break extensionHeaders }
+                let length = (Int(units) + 1) * 8
+                guard payload.count >= length else { break extensionHeaders }
+                next = nextHeader
+                payload = payload.suffix(from: length)
+            case 44:
+                guard let nextHeader = payload.u8(0), let offsetField = payload.u16(2), payload.count >= 8 else {
+                    break extensionHeaders
+                }
+                next = nextHeader
+                payload = payload.suffix(from: 8)
+                if offsetField >> 3 != 0 { isFirstFragment = false }
+                break extensionHeaders
+            default:
+                break extensionHeaders
+            }
+        }
+        let isOuter = summary.flow == nil
+        if isFirstFragment {
+            summary.events.append(
+                ConversationEvent(
+                    kind: .ipv6, source: sourceAddress, destination: destinationAddress, sourcePort: 0,
+                    destinationPort: 0, tcpFlags: 0))
+        }
+        if isOuter {
+            summary.flow = FlowKey(source: sourceAddress, destination: destinationAddress, ipProtocol: next)
+        }
+        guard isFirstFragment, next != 0, next != 43, next != 44, next != 60 else { return }
+        transport(next, payload, source: sourceAddress, destination: destinationAddress, isOuter: isOuter, depth: depth)
+    }
+
+    // MARK: Transport layer
+
+    private mutating func transport(
+        _ ipProtocol: UInt8, _ payload: ByteView, source: IPAddress, destination: IPAddress, isOuter: Bool, depth: Int
+    ) {
+        switch ipProtocol {
+        case 6:
+            enterTransport(.tcp)
+            guard let sourcePort = payload.u16(0), let destinationPort = payload.u16(2),
+                let offsetByte = payload.u8(12), let flags = payload.u8(13)
+            else { return }
+            let headerLength = Int(offsetByte >> 4) * 4
+            guard headerLength >= 20, payload.count >= headerLength else { return }
+            summary.events.append(
+                ConversationEvent(
+                    kind: .tcp, source: source, destination: destination, sourcePort: sourcePort,
+                    destinationPort: destinationPort, tcpFlags: flags))
+            if isOuter {
+                summary.flow?.sourcePort = sourcePort
+                summary.flow?.destinationPort = destinationPort
+                summary.tcpFlags = flags
+            }
+        case 17:
+            enterTransport(.udp)
+            guard let sourcePort = payload.u16(0), let destinationPort = payload.u16(2), payload.count >= 8 else {
+                return
+            }
+            summary.events.append(
+                ConversationEvent(
+                    kind: .udp, source: source, destination: destination, sourcePort: sourcePort,
+                    destinationPort: destinationPort, tcpFlags: 0))
+            if isOuter {
+                summary.flow?.sourcePort = sourcePort
+                summary.flow?.destinationPort = destinationPort
+            }
+        case 1: enterTransport(.icmp)
+        case 58: enterTransport(.icmpv6)
+        case 4: ipv4(payload, depth: depth + 1)
+        case 41: ipv6(payload, depth: depth + 1)
+        case 143:
+            // Ethernet carried in IPv6 (segment routing, RFC 8986).
+            guard let type = payload.u16(12) else { return }
+            etherType(type, payload.suffix(from: 14), depth: depth + 1)
+        default: return
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// Every capture in ../shared/captures/tcpdump (tcpdump's own test files, many malformed on
+// purpose): never a crash or hang; for every one of a supported link type that tshark reads,
+// frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference).
+
+import PacketWire
+import Testing
+
+@Suite struct ReferenceCaptureTests {
+    static let supportedEncapsulations: Set<String> = [
+        "ether", "linux-sll", "linux-sll2", "rawip", "rawip4", "rawip6", "null",
+    ]
+
+    /// Captures whose results differ from tshark's for a known reason, with that reason.
+    static let exceptions: [String: String] = [:]
+
+    struct Result {
+        var frames = 0
+        var wireBytes = 0
+        var capturedBytes = 0
+        var table: [String: Int] = [:]
+        var error: CaptureError?
+    }
+
+    static func read(_ path: String) -> Result {
+        var result = Result()
+        do {
+            let reader = try CaptureReader(path: path)
+            while try reader.read(
+                maximum: 256,
+                { record in
+                    result.frames += 1
+                    result.wireBytes += record.originalLength
+                    result.capturedBytes += record.bytes.count
+                    let summary = PacketParser.parse(record.bytes, linkType: record.linkType)
+                    result.table["\(summary.network.rawValue),\(summary.transport.rawValue)", default: 0] += 1
+                }) > 0
+            {}
+        } catch let error as CaptureError {
+            result.error = error
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+        return result
+    }
+
+    @Test func everyCaptureIsReadWithoutCrashingAndMatchesTshark() throws {
+        guard let root = SharedFixtures.root else {
+            print(SharedFixtures.missingMessage)
+            return
+        }
+        let captures = SharedFixtures.list("\(root)/captures/tcpdump")
+        #expect(captures.count > 800)
+        var compared = 0
+        var mismatches: [String] = []
+        for capture in captures {
+            let result = Self.read("\(root)/captures/tcpdump/\(capture)")
+            guard let summary = SharedFixtures.summary(capture),
+                let encapsulation = summary["encapsulation"], Self.supportedEncapsulations.contains(encapsulation),
+                let frames = summary["frames"].flatMap(Int.init), let wire = summary["wire_bytes"].flatMap(Int.init)
+            else { continue }
+            compared += 1
+            var table: [String: Int] = [:]
+            let csv = SharedFixtures.read("\(root)/captures/reference/\(capture)/l3l4.csv") ?? ""
+            for line in csv.split(separator: "\n").dropFirst() {
+                let parts = line.split(separator: ",")
+                if parts.count == 3, let count = Int(parts[2]) { table["\(parts[0]),\(parts[1])"] = count }
+            }
+            var problems: [String] = []
+            if result.frames != frames { problems.append("frames \(result.frames) ≠ \(frames)") }
+            if result.wireBytes != wire { problems.append("wire bytes \(result.wireBytes) ≠ \(wire)") }
+            if result.table != table {
+                let keys = Set(result.table.keys).union(table.keys).sorted()
+                let diff = keys.filter { result.table[$0] != table[$0] }.map {
+                    "\($0): ours \(result.table[$0] ?? 0) tshark \(table[$0] ?? 0)"
+                }
+                problems.append("l3l4 " + diff.joined(separator: "; "))
+            }
+            if !problems.isEmpty && Self.exceptions[capture] == nil {
+                let error = result.error.map { " [reader: \($0)]" } ?? ""
+                mismatches.append("\(capture) (\(encapsulation)): " + problems.joined(separator: " | ") + error)
+            }
+        }
+        #expect(compared > 500)
+        for mismatch in mismatches { Issue.record("\(mismatch)") }
+        print("compared \(compared) captures with tshark; \(mismatches.count) mismatches")
+    }
+}
