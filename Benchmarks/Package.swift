@@ -23,6 +23,7 @@ let package = Package(
             dependencies: [
                 "CPeers",
                 .product(name: "NetISR", package: "swift-netisr"),
+                .product(name: "PacketWire", package: "swift-netisr"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -33,6 +34,7 @@ let package = Package(
             dependencies: [
                 "CPeers",
                 .product(name: "NetISR", package: "swift-netisr"),
+                .product(name: "PacketWire", package: "swift-netisr"),
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/NetISRBenchmarks",

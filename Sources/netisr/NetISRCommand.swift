@@ -8,7 +8,7 @@ struct NetISRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netisr",
         abstract: "A user-space, multi-core packet dispatch service modelled on FreeBSD's netisr.",
-        subcommands: [Demo.self],
+        subcommands: [Demo.self, Synth.self, Hash.self],
         defaultSubcommand: Demo.self
     )
 }

@@ -8,6 +8,8 @@
 
 import Benchmark
 import NetISR
+import PacketWire
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -24,8 +26,6 @@ final class PacketCounter: Sendable {
         }
     }
 }
-
-import Synchronization
 
 func makeEngine(_ policy: DispatchPolicy, workstreams: Int, start: Bool = true) -> (NetISR, PacketCounter) {
     var configuration = NetISRConfiguration(workstreamCount: workstreams)
@@ -96,5 +96,24 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("Dispatch.drop.burst32") { benchmark in
         dispatchBursts(benchmark, policy: .deferred, workstreams: 1, burst: 32, start: false)
+    }
+    wireBenchmarks()
+}
+
+let wireBenchmarks: @Sendable () -> Void = {
+    let hasher = ToeplitzHash()
+    Benchmark("Wire.parseClassifyKeyHash") { benchmark in
+        var frames: [[UInt8]] = []
+        var synthesizer = TrafficSynthesizer(.init(packets: 1_000, flows: 100, seed: 3))
+        synthesizer.generate { frame, _ in frames.append(Array(frame)) }
+        benchmark.startMeasurement()
+        for iteration in benchmark.scaledIterations {
+            let frame = frames[iteration % frames.count]
+            frame.withUnsafeBytes { bytes in
+                let summary = PacketParser.parse(bytes, linkType: .ethernet)
+                if let flow = summary.flow { blackHole(hasher.symmetricHash(flow)) }
+            }
+        }
+        benchmark.stopMeasurement()
     }
 }

@@ -21,6 +21,7 @@ let rounds = quick ? 3 : 9
 let fastItems = quick ? 1_000_000 : 4_000_000
 let slowItems = quick ? 100_000 : 300_000
 
+let traffic = InMemoryTraffic(packets: quick ? 100_000 : 200_000, flows: 20_000)
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 _ = try group.next().submit { _ = peer_pin_current_thread(Workloads.consumerCPU) }.wait()
 
@@ -58,6 +59,7 @@ let workloads: [(String, () throws -> Double)] = [
     ("nio.execute", { try Workloads.nio(group: group, items: slowItems) }),
     ("asyncStream", { Workloads.asyncStream(items: slowItems / 2) }),
     ("mutexDeque.burst32", { Workloads.mutexDeque(items: fastItems, burst: 32) }),
+    ("wire.parseClassifyKeyHash", { WireWorkload.parseClassifyKeyHash(traffic, rounds: quick ? 5 : 10) }),
 ]
 
 /// (JSON key, netisr workload, peer workload)

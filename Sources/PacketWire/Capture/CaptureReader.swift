@@ -54,7 +54,10 @@ public final class CaptureReader {
 
     init(source: any CaptureSource, bufferSize: Int) throws(CaptureError) {
         self.source = source
-        capacity = max(bufferSize, 2 * (Self.maximumCapturedLength + 4096))
+        // Large enough for any record; but no record is larger than its file, so a small file of
+        // known size gets a small buffer.
+        let needed = max(bufferSize, 2 * (Self.maximumCapturedLength + 4096))
+        capacity = max(4096, min(needed, (source.size ?? needed) + 16))
         buffer = .allocate(byteCount: capacity, alignment: 16)
         try readFileHeader()
     }

@@ -52,7 +52,12 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         func groups(_ part: String) -> [UInt16]? {
             if part.isEmpty { return [] }
             var result: [UInt16] = []
-            for piece in part.split(separator: ":", omittingEmptySubsequences: false) {
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
+            for (index, piece) in pieces.enumerated() {
+                if index == pieces.count - 1, piece.contains("."), let ipv4 = IPAddress(String(piece)), !ipv4.isIPv6 {
+                    result += [UInt16(ipv4.low >> 16), UInt16(ipv4.low & 0xFFFF)]  // embedded IPv4 tail
+                    continue
+                }
                 guard !piece.isEmpty, piece.count <= 4, let value = UInt16(piece, radix: 16) else { return nil }
                 result.append(value)
             }

@@ -18,7 +18,21 @@ public enum PacketParser {
 
     /// Parses one frame of the given link type.
     public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType) -> PacketSummary {
-        var state = ParseState()
+        var summary = PacketSummary()
+        parse(bytes, linkType: linkType, into: &summary)
+        return summary
+    }
+
+    /// Parses one frame into `summary` (which is reset first), without copying the result.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
+        summary = PacketSummary()
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0) }
+    }
+
+    private static func parse(
+        _ bytes: UnsafeRawBufferPointer, linkType: LinkType, output: UnsafeMutablePointer<PacketSummary>
+    ) {
+        var state = ParseState(output: output)
         let view = ByteView(bytes)
         switch linkType {
         case .ethernet: state.ethernet(view)
@@ -35,15 +49,22 @@ public enum PacketParser {
         case .loop: state.null(view, networkOrder: true)
         default: break
         }
-        return state.summary
     }
 }
 
-/// The parse in progress.
+/// The parse in progress. It writes straight into the caller's summary (no copy of the result).
 struct ParseState {
-    var summary = PacketSummary()
+    private let output: UnsafeMutablePointer<PacketSummary>
     private var sawNetwork = false
     private var sawTransport = false
+
+    init(output: UnsafeMutablePointer<PacketSummary>) { self.output = output }
+
+    /// The summary being filled in.
+    private var summary: PacketSummary {
+        _read { yield output.pointee }
+        nonmutating _modify { yield &output.pointee }
+    }
 
     /// On raw-IP link types there is no link-layer protocol: if IP rejected the frame, tshark's
     /// protocol list is empty.

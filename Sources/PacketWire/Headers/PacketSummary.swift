@@ -62,8 +62,11 @@ public struct PacketSummary: Sendable {
 public struct ConversationEvents: Sendable, RandomAccessCollection {
     /// The most events kept per frame; deeper tunnels are not counted beyond this.
     public static let capacity = 4
-    private var storage: (ConversationEvent?, ConversationEvent?, ConversationEvent?, ConversationEvent?) = (
-        nil, nil, nil, nil
+    private static let empty = ConversationEvent(
+        kind: .ipv4, source: IPAddress(ipv4: 0), destination: IPAddress(ipv4: 0), sourcePort: 0, destinationPort: 0,
+        tcpFlags: 0)
+    private var storage: (ConversationEvent, ConversationEvent, ConversationEvent, ConversationEvent) = (
+        empty, empty, empty, empty
     )
     /// How many events there are.
     public private(set) var count = 0
@@ -71,6 +74,7 @@ public struct ConversationEvents: Sendable, RandomAccessCollection {
     /// Creates an empty list.
     public init() {}
 
+    @inline(__always)
     mutating func append(_ event: ConversationEvent) {
         switch count {
         case 0: storage.0 = event
@@ -84,11 +88,12 @@ public struct ConversationEvents: Sendable, RandomAccessCollection {
 
     /// The event at `index`.
     public subscript(index: Int) -> ConversationEvent {
+        precondition(index >= 0 && index < count, "event index out of range")
         switch index {
-        case 0: storage.0!
-        case 1: storage.1!
-        case 2: storage.2!
-        default: storage.3!
+        case 0: return storage.0
+        case 1: return storage.1
+        case 2: return storage.2
+        default: return storage.3
         }
     }
 

@@ -1,0 +1,13 @@
+// libFuzzer target: the header parser and the Toeplitz hash on one frame. The first byte picks
+// the link type; the rest is the frame.
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data, size >= 1 else { return 0 }
+    let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .raw, .ipv4, .ipv6, .null, .loop]
+    let linkType = linkTypes[Int(data[0]) % linkTypes.count]
+    let frame = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
+    let summary = PacketParser.parse(frame, linkType: linkType)
+    if let flow = summary.flow { _ = FuzzSupport.hasher.symmetricHash(flow) }
+    return 0
+}

@@ -1,0 +1,213 @@
+// CaptureWriter: writes pcap or pcapng files that tcpdump, tshark and Wireshark open.
+//
+// Writes go through a 256 KiB buffer. pcap files hold one link type; pcapng files get an
+// interface description per distinct link type, created on first use. Timestamps are written in
+// microseconds or nanoseconds (pcapng's `if_tsresol` = 9).
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Writes captured frames to a pcap or pcapng file.
+///
+/// Thread-safety: use a writer from one thread at a time.
+public final class CaptureWriter {
+    /// The kind of file to write.
+    public enum Format: Sendable, Equatable {
+        /// Classic pcap (little-endian).
+        case pcap(nanosecond: Bool)
+        /// pcapng (little-endian, one section).
+        case pcapng(nanosecond: Bool)
+
+        /// pcapng for names ending in `.pcapng`, otherwise pcap; microseconds unless asked.
+        public static func forPath(_ path: String, nanosecond: Bool = false) -> Format {
+            path.hasSuffix(".pcapng") ? .pcapng(nanosecond: nanosecond) : .pcap(nanosecond: nanosecond)
+        }
+    }
+
+    private let format: Format
+    private let snapLength: Int
+    private var pcapLinkType: LinkType?
+    private var interfaces: [LinkType: UInt32] = [:]
+    private var buffer: [UInt8] = []
+    private let descriptor: Int32
+    private let path: String
+    private var closed = false
+    /// Bytes written so far, when writing to memory.
+    public private(set) var memory: [UInt8] = []
+    /// Frames written.
+    public private(set) var frames = 0
+
+    /// Creates `path` (replacing it) and writes the file header.
+    public init(path: String, format: Format, snapLength: Int = CaptureReader.maximumCapturedLength)
+        throws(CaptureError)
+    {
+        self.path = path
+        self.format = format
+        self.snapLength = snapLength
+        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw CaptureError(.io, at: 0, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        buffer.reserveCapacity(1 << 18)
+        writeFileHeader()
+    }
+
+    /// Writes into memory instead of a file (see `memory`).
+    public init(inMemory format: Format, snapLength: Int = CaptureReader.maximumCapturedLength) {
+        path = ""
+        self.format = format
+        self.snapLength = snapLength
+        descriptor = -1
+        writeFileHeader()
+    }
+
+    deinit {
+        if !closed { try? close() }
+    }
+
+    /// Appends one frame. Bytes beyond the snapshot length are cut (the original length is kept).
+    public func write(
+        _ bytes: UnsafeRawBufferPointer, originalLength: Int? = nil, timestamp: UInt64, linkType: LinkType
+    ) throws(CaptureError) {
+        let captured = min(bytes.count, snapLength)
+        let original = UInt32(clamping: max(originalLength ?? bytes.count, captured))
+        switch format {
+        case .pcap(let nanosecond):
+            if pcapLinkType == nil {
+                pcapLinkType = linkType
+                patchPcapLinkType(linkType)
+            }
+            guard pcapLinkType == linkType else {
+                throw CaptureError(
+                    .unexpectedBlock, at: frames,
+                    "a pcap file holds one link type (\(pcapLinkType!)); use pcapng for \(linkType)")
+            }
+            let seconds = timestamp / 1_000_000_000
+            let fraction = timestamp % 1_000_000_000
+            append32(UInt32(truncatingIfNeeded: seconds))
+            append32(UInt32(nanosecond ? fraction : fraction / 1_000))
+            append32(UInt32(captured))
+            append32(original)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<captured]))
+        case .pcapng(let nanosecond):
+            let interface = interfaceID(for: linkType, nanosecond: nanosecond)
+            let padded = (captured + 3) & ~3
+            let length = UInt32(32 + padded)
+            let units = nanosecond ? timestamp : timestamp / 1_000
+            append32(6)
+            append32(length)
+            append32(interface)
+            append32(UInt32(truncatingIfNeeded: units >> 32))
+            append32(UInt32(truncatingIfNeeded: units))
+            append32(UInt32(captured))
+            append32(original)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<captured]))
+            buffer.append(contentsOf: repeatElement(0, count: padded - captured))
+            append32(length)
+        }
+        frames += 1
+        if buffer.count >= 1 << 18 { try flush() }
+    }
+
+    /// Writes what is buffered.
+    public func flush() throws(CaptureError) {
+        guard !buffer.isEmpty else { return }
+        if descriptor < 0 {
+            memory += buffer
+            buffer.removeAll(keepingCapacity: true)
+            return
+        }
+        var written = 0
+        while written < buffer.count {
+            let result = buffer.withUnsafeBytes {
+                Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw CaptureError(.io, at: written, "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            written += result
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes and closes the file.
+    public func close() throws(CaptureError) {
+        guard !closed else { return }
+        closed = true
+        try flush()
+        if descriptor >= 0 { Glibc.close(descriptor) }
+    }
+
+    // MARK: Encoding
+
+    private func append32(_ value: UInt32) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    private func append16(_ value: UInt16) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    private func writeFileHeader() {
+        switch format {
+        case .pcap(let nanosecond):
+            append32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4)
+            append16(2)
+            append16(4)
+            append32(0)
+            append32(0)
+            append32(UInt32(snapLength))
+            append32(LinkType.ethernet.rawValue)  // patched by the first frame's link type
+        case .pcapng:
+            let application = Array("swift-netisr".utf8)
+            let optionLength = (application.count + 3) & ~3
+            let length = UInt32(28 + 4 + optionLength + 4)
+            append32(0x0A0D_0D0A)
+            append32(length)
+            append32(0x1A2B_3C4D)
+            append16(1)
+            append16(0)
+            append32(0xFFFF_FFFF)
+            append32(0xFFFF_FFFF)  // section length: unknown
+            append16(4)  // shb_userappl
+            append16(UInt16(application.count))
+            buffer.append(contentsOf: application)
+            buffer.append(contentsOf: repeatElement(0, count: optionLength - application.count))
+            append32(0)  // opt_endofopt
+            append32(length)
+        }
+    }
+
+    private func patchPcapLinkType(_ linkType: LinkType) {
+        let value = linkType.rawValue.littleEndian
+        if buffer.count >= 24 {
+            withUnsafeBytes(of: value) { bytes in
+                for index in 0..<4 { buffer[20 + index] = bytes[index] }
+            }
+        }
+    }
+
+    private func interfaceID(for linkType: LinkType, nanosecond: Bool) -> UInt32 {
+        if let id = interfaces[linkType] { return id }
+        let id = UInt32(interfaces.count)
+        interfaces[linkType] = id
+        let length: UInt32 = nanosecond ? 32 : 24
+        append32(1)
+        append32(length)
+        append16(UInt16(truncatingIfNeeded: linkType.rawValue))
+        append16(0)
+        append32(UInt32(snapLength))
+        if nanosecond {
+            append16(9)  // if_tsresol
+            append16(1)
+            buffer.append(contentsOf: [9, 0, 0, 0])
+        }
+        append32(0)  // opt_endofopt
+        append32(length)
+        return id
+    }
+}

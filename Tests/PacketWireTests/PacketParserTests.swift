@@ -1,0 +1,132 @@
+// Header parsing: classification, flow keys, VLANs, tunnels, fragments, truncation.
+
+import PacketWire
+import Testing
+
+@Suite struct PacketParserTests {
+    @Test func ethernetIPv4TCP() {
+        let summary = Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(flags: 0x12))))
+        #expect(summary.network == .ipv4 && summary.transport == .tcp)
+        #expect(summary.flow?.source == IPAddress("10.0.0.1") && summary.flow?.destination == IPAddress("10.0.0.2"))
+        #expect(
+            summary.flow?.sourcePort == 40_000 && summary.flow?.destinationPort == 80 && summary.flow?.ipProtocol == 6)
+        #expect(summary.tcpFlags == 0x12)
+        #expect(summary.events.map(\.kind) == [.ipv4, .tcp])
+    }
+
+    @Test func stackedVLANsAnd8021ad() {
+        let frame = Frame.ethernet(
+            type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [100, 200], outerType: 0x88A8)
+        let summary = Frame.parse(frame)
+        #expect(summary.network == .ipv6 && summary.transport == .udp && summary.vlan == 100)
+        #expect(summary.flow?.sourcePort == 5353)
+    }
+
+    @Test func llcSnapCarriesIPv4AndOtherLLCIsOther() {
+        let ip = Frame.ipv4(protocol: 17, Frame.udp())
+        let snap: [UInt8] = [0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00] + ip
+        #expect(Frame.parse(Frame.ethernet(type: UInt16(snap.count), snap)).network == .ipv4)
+        let stp: [UInt8] = [0x42, 0x42, 0x03] + [UInt8](repeating: 0, count: 35)
+        #expect(Frame.parse(Frame.ethernet(type: UInt16(stp.count), stp)).network == .other)
+    }
+
+    @Test func ipv6ExtensionHeadersAndFragments() {
+        let hopByHop: [UInt8] = [44, 0, 0, 0, 0, 0, 0, 0]
+        let firstFragment: [UInt8] = [6, 0, 0, 1, 0, 0, 0, 9]
+        let first = Frame.parse(
+            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 0, hopByHop + firstFragment + Frame.tcp())))
+        #expect(first.network == .ipv6 && first.transport == .tcp && first.flow?.destinationPort == 80)
+        let laterFragment: [UInt8] = [6, 0, 0x05, 0x01, 0, 0, 0, 9]  // offset 160 bytes
+        let later = Frame.parse(Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 44, laterFragment + [1, 2, 3, 4])))
+        #expect(later.network == .ipv6 && later.transport == .none)
+        #expect(later.flow?.sourcePort == 0)
+        #expect(later.events.isEmpty)  // tshark leaves non-first IPv6 fragments out of the ipv6 table
+    }
+
+    @Test func ipv4FragmentsOnlyTheFirstCarriesPorts() {
+        let first = Frame.parse(
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 17, Frame.udp(), moreFragments: true)))
+        #expect(first.transport == .udp && first.flow?.destinationPort == 53)
+        let later = Frame.parse(
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 17, [1, 2, 3, 4, 5, 6, 7, 8], fragmentOffset: 100)))
+        #expect(later.network == .ipv4 && later.transport == .none && later.flow?.destinationPort == 0)
+        #expect(later.events.map(\.kind) == [.ipv4])
+    }
+
+    @Test func icmpErrorQuotesAreNotASecondPacket() {
+        let quoted = Frame.ipv4(protocol: 17, source: 0x0A00_0002, destination: 0x0A00_0001, Frame.udp())
+        let icmp: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + quoted
+        let summary = Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 1, icmp)))
+        #expect(summary.network == .ipv4 && summary.transport == .icmp)
+        #expect(summary.events.map(\.kind) == [.ipv4])
+    }
+
+    @Test func tunnelsCountEveryLayerButTheFlowIsTheOuterOne() {
+        let inner = Frame.ipv6(next: 6, Frame.tcp(source: 1, destination: 2))
+        let summary = Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 41, inner)))
+        #expect(summary.network == .ipv4 && summary.transport == .tcp)
+        #expect(summary.events.map(\.kind) == [.ipv4, .ipv6, .tcp])
+        #expect(summary.flow?.ipProtocol == 41 && summary.flow?.sourcePort == 0)
+    }
+
+    @Test func truncationClassifiesAsFarAsItParses() {
+        let full = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()))
+        // Cut inside the TCP header: still TCP (tshark entered it) but no ports and no TCP event.
+        let cutTCP = Frame.parse(Array(full[0..<(14 + 20 + 10)]))
+        #expect(cutTCP.network == .ipv4 && cutTCP.transport == .tcp && cutTCP.flow?.sourcePort == 0)
+        #expect(cutTCP.events.map(\.kind) == [.ipv4])
+        // Cut inside the IPv4 header: IPv4 (entered), no flow.
+        let cutIP = Frame.parse(Array(full[0..<(14 + 12)]))
+        #expect(cutIP.network == .ipv4 && cutIP.transport == .none && cutIP.flow == nil)
+        // Cut inside the Ethernet header.
+        #expect(Frame.parse(Array(full[0..<10])).network == .other)
+        #expect(Frame.parse([]).network == .other)
+    }
+
+    @Test func bogusIPv4HeadersAreIPv4WithoutAFlow() {
+        var badLength = Frame.ipv4(protocol: 6, Frame.tcp())
+        badLength[0] = 0x44  // IHL 4 (< 5)
+        let summary = Frame.parse(Frame.ethernet(type: 0x0800, badLength))
+        #expect(summary.network == .ipv4 && summary.flow == nil && summary.transport == .none)
+        let shortTotal = Frame.ipv4(protocol: 6, Frame.tcp(), totalLength: 12)
+        #expect(Frame.parse(Frame.ethernet(type: 0x0800, shortTotal)).flow == nil)
+        // Total length 0: a segmentation-offload packet whose length is the frame's.
+        let offload = Frame.ipv4(protocol: 6, Frame.tcp(), totalLength: 0)
+        #expect(Frame.parse(Frame.ethernet(type: 0x0800, offload)).transport == .tcp)
+    }
+
+    @Test func wrongIPv6VersionIsNotIPv6() {
+        var packet = Frame.ipv6(next: 17, Frame.udp())
+        packet[0] = 0x40
+        #expect(Frame.parse(Frame.ethernet(type: 0x86DD, packet)).network == .other)
+        #expect(Frame.parse(packet, .ipv6).network == .none)
+    }
+
+    @Test func otherLinkTypes() {
+        let ip = Frame.ipv4(protocol: 17, Frame.udp())
+        #expect(Frame.parse(ip, .raw).transport == .udp)
+        #expect(Frame.parse(ip, .ipv4).transport == .udp)
+        #expect(Frame.parse(Frame.le32(2) + ip, .null).network == .ipv4)
+        #expect(Frame.parse(Frame.be32(2) + ip, .null).network == .ipv4)  // written by a big-endian host
+        #expect(Frame.parse(Frame.be32(28) + Frame.ipv6(next: 58, [128, 0, 0, 0]), .loop).transport == .icmpv6)
+        let sll = [0, 0, 0, 1, 0, 6] + [UInt8](repeating: 0, count: 8) + Frame.be16(0x0800) + ip
+        #expect(Frame.parse(sll, .linuxSLL).transport == .udp)
+        let sll2 = Frame.be16(0x0800) + [0, 0, 0, 0, 0, 1, 0, 1, 0, 6] + [UInt8](repeating: 0, count: 8) + ip
+        #expect(Frame.parse(sll2, .linuxSLL2).transport == .udp)
+        #expect(Frame.parse(ip, LinkType(rawValue: 147)).network == .other)
+        #expect(!LinkType(rawValue: 147).isSupported && LinkType.linuxSLL2.isSupported)
+    }
+
+    @Test func addressesParseAndPrintLikeInetNtop() {
+        for text in [
+            "10.1.2.3", "2001:db8::1", "::", "::1", "fe80::200:f8ff:fe21:67cf", "::ffff:1.2.3.4", "::1.2.3.4",
+            "1:0:1:0:1:0:1:0",
+        ] {
+            #expect(IPAddress(text)?.description == text)
+        }
+        for bad in ["1.2.3", "256.1.1.1", "1::2::3", "12345::", ""] {
+            #expect(IPAddress(bad) == nil)
+        }
+        #expect(IPAddress("1.2.3.4")! < IPAddress("::1")!)
+    }
+}
