@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "NetISR", targets: ["NetISR"]),
         .library(name: "NetISRTesting", targets: ["NetISRTesting"]),
         .library(name: "PacketWire", targets: ["PacketWire"]),
+        .library(name: "FlowMeter", targets: ["FlowMeter"]),
         .executable(name: "netisr", targets: ["netisr"]),
     ],
     dependencies: [
@@ -21,15 +22,17 @@ let package = Package(
         .target(name: "NetISR", dependencies: ["CNetISRShim"]),
         .target(name: "NetISRTesting", dependencies: ["NetISR"]),
         .target(name: "PacketWire"),
+        .target(name: "FlowMeter", dependencies: ["NetISR", "PacketWire"]),
         .executableTarget(
             name: "netisr",
             dependencies: [
-                "NetISR", "PacketWire",
+                "NetISR", "PacketWire", "FlowMeter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting"]),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
+        .testTarget(name: "FlowMeterTests", dependencies: ["FlowMeter", "PacketWire", "NetISR"]),
     ],
     swiftLanguageModes: [.v6]
 )

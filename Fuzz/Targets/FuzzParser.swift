@@ -1,6 +1,7 @@
 // libFuzzer target: the header parser and the Toeplitz hash on one frame. The first byte picks
 // the link type; the rest is the frame.
 
+/// libFuzzer's entry point for the header parser target.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size >= 1 else { return 0 }

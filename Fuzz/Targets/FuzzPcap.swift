@@ -1,6 +1,7 @@
 // libFuzzer target: the pcap reader and the parser on every record it yields.
 // Inputs that are not pcap are skipped, so the fuzzer keeps a pcap magic and explores records.
 
+/// libFuzzer's entry point for the pcap reader target.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPcap(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size >= 4 else { return 0 }

@@ -8,8 +8,8 @@ struct NetISRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netisr",
         abstract: "A user-space, multi-core packet dispatch service modelled on FreeBSD's netisr.",
-        subcommands: [Demo.self, Synth.self, Hash.self],
-        defaultSubcommand: Demo.self
+        subcommands: [ReplayCommand.self, Synth.self, Hash.self, Demo.self],
+        defaultSubcommand: ReplayCommand.self
     )
 }
 

@@ -3,7 +3,8 @@
 // does not own its memory: it is valid as long as the bytes it was made from.
 
 /// A read-only window on packet or file bytes with bounds-checked accessors.
-public struct ByteView: @unchecked Sendable {  // unchecked: a read-only view; its owner keeps the bytes alive and unchanged
+/// (`@unchecked Sendable`: a read-only view; its owner keeps the bytes alive and unchanged.)
+public struct ByteView: @unchecked Sendable {
     /// The bytes.
     public let bytes: UnsafeRawBufferPointer
 

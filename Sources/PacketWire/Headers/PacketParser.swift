@@ -23,16 +23,26 @@ public enum PacketParser {
         return summary
     }
 
+    /// The frame's network protocol only: the link layers are walked and parsing stops where the
+    /// network layer starts (what a link-layer demultiplexer needs).
+    public static func networkProtocol(_ bytes: UnsafeRawBufferPointer, linkType: LinkType) -> NetworkProtocol {
+        var summary = PacketSummary()
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, networkOnly: true) }
+        return summary.network
+    }
+
     /// Parses one frame into `summary` (which is reset first), without copying the result.
     public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
         summary = PacketSummary()
-        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0) }
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, networkOnly: false) }
     }
 
     private static func parse(
-        _ bytes: UnsafeRawBufferPointer, linkType: LinkType, output: UnsafeMutablePointer<PacketSummary>
+        _ bytes: UnsafeRawBufferPointer, linkType: LinkType, output: UnsafeMutablePointer<PacketSummary>,
+        networkOnly: Bool
     ) {
         var state = ParseState(output: output)
+        state.networkOnly = networkOnly
         let view = ByteView(bytes)
         switch linkType {
         case .ethernet: state.ethernet(view)
@@ -57,6 +67,8 @@ struct ParseState {
     private let output: UnsafeMutablePointer<PacketSummary>
     private var sawNetwork = false
     private var sawTransport = false
+    /// Stop once the network layer is known.
+    var networkOnly = false
 
     init(output: UnsafeMutablePointer<PacketSummary>) { self.output = output }
 
@@ -169,6 +181,7 @@ struct ParseState {
 
     mutating func ipv4(_ view: ByteView, depth: Int) {
         enterNetwork(.ipv4)
+        if networkOnly { return }
         guard depth < PacketParser.maximumDepth, let first = view.u8(0) else { return }
         let version = first >> 4
         if version == 6 {
@@ -204,6 +217,7 @@ struct ParseState {
         // tshark's IPv6 dissector rejects a wrong version outright (the frame is not IPv6 at all).
         if let first = view.u8(0), first >> 4 != 6 { return }
         enterNetwork(.ipv6)
+        if networkOnly { return }
         guard depth < PacketParser.maximumDepth, view.count >= 40, let first = view.u8(0), first >> 4 == 6,
             let payloadLength = view.u16(4), var next = view.u8(6),
             let sourceHigh = view.u32(8), let sourceHigh2 = view.u32(12), let sourceLow = view.u32(16),
@@ -217,31 +231,56 @@ struct ParseState {
             low: UInt64(destinationLow) << 32 | UInt64(destinationLow2))
         var payload = payloadLength == 0 ? view.suffix(from: 40) : view.prefix(40 + Int(payloadLength)).suffix(from: 40)
         // Extension headers: hop-by-hop (0), routing (43), fragment (44), destination options (60).
+        // tshark's tap sees the header only if the chain parses: a truncated extension header, a
+        // payload length of 0 without a jumbo option that fits, or an extension header whose
+        // dissector is off in per-packet mode (AH 51, mobility 135, HIP 139, shim6 140) hide it.
+        // A payload length of 0 is a jumbogram when a hop-by-hop jumbo option says so;
+        // otherwise tshark takes the rest of the frame (segmentation offload) and, as observed on
+        // the reference captures, then counts UDP but not TCP conversations.
         var isFirstFragment = true
+        var tapped = true
+        var countsTCP = true
+        var finalDestination = destinationAddress
         var hops = 0
+        if payloadLength == 0 {
+            switch next {
+            case 0: tapped = Self.jumboPayloadFits(payload, next: next)
+            case 44: tapped = false
+            default: countsTCP = false
+            }
+        }
         extensionHeaders: while hops < 16 {
             hops += 1
             switch next {
             case 0, 43, 60:
-                guard let nextHeader = payload.u8(0), let units = payload.u8(1) else { break extensionHeaders }
-                let length = (Int(units) + 1) * 8
-                guard payload.count >= length else { break extensionHeaders }
+                guard let nextHeader = payload.u8(0), let units = payload.u8(1), payload.count >= (Int(units) + 1) * 8
+                else {
+                    tapped = false
+                    break extensionHeaders
+                }
+                if next == 43, let routed = Self.routingFinalDestination(payload.prefix((Int(units) + 1) * 8)) {
+                    finalDestination = routed
+                }
                 next = nextHeader
-                payload = payload.suffix(from: length)
+                payload = payload.suffix(from: (Int(units) + 1) * 8)
             case 44:
                 guard let nextHeader = payload.u8(0), let offsetField = payload.u16(2), payload.count >= 8 else {
+                    tapped = false
                     break extensionHeaders
                 }
                 next = nextHeader
                 payload = payload.suffix(from: 8)
                 if offsetField >> 3 != 0 { isFirstFragment = false }
                 break extensionHeaders
+            case 51, 135, 139, 140:
+                tapped = false
+                break extensionHeaders
             default:
                 break extensionHeaders
             }
         }
         let isOuter = summary.flow == nil
-        if isFirstFragment {
+        if isFirstFragment && tapped {
             summary.events.append(
                 ConversationEvent(
                     kind: .ipv6, source: sourceAddress, destination: destinationAddress, sourcePort: 0,
@@ -250,14 +289,57 @@ struct ParseState {
         if isOuter {
             summary.flow = FlowKey(source: sourceAddress, destination: destinationAddress, ipProtocol: next)
         }
-        guard isFirstFragment, next != 0, next != 43, next != 44, next != 60 else { return }
-        transport(next, payload, source: sourceAddress, destination: destinationAddress, isOuter: isOuter, depth: depth)
+        guard isFirstFragment, tapped, ![0, 43, 44, 60, 51, 135, 139, 140].contains(next) else { return }
+        transport(
+            next, payload, source: sourceAddress, destination: finalDestination, isOuter: isOuter, depth: depth,
+            countsTCP: countsTCP)
+    }
+
+    /// Whether a payload-length-0 datagram starts with a hop-by-hop header holding a jumbo
+    /// payload option (type 0xC2) above 65,535.
+    private static func jumboPayloadFits(_ payload: ByteView, next: UInt8) -> Bool {
+        guard next == 0, let units = payload.u8(1) else { return false }
+        let end = (Int(units) + 1) * 8
+        var position = 2
+        while position + 2 <= end {
+            guard let type = payload.u8(position) else { return false }
+            if type == 0 {
+                position += 1
+                continue
+            }
+            guard let length = payload.u8(position + 1) else { return false }
+            if type == 0xC2, length == 4, let jumbo = payload.u32(position + 2) { return jumbo > 65_535 }
+            position += 2 + Int(length)
+        }
+        return false
+    }
+
+    /// The final destination a routing header names (type 0: the last address; type 2: the home
+    /// address; type 4, segment routing: segment 0), when segments are left.
+    private static func routingFinalDestination(_ header: ByteView) -> IPAddress? {
+        guard let units = header.u8(1), let type = header.u8(2), let segmentsLeft = header.u8(3), segmentsLeft > 0
+        else { return nil }
+        let addresses = Int(units) / 2
+        let index: Int
+        switch type {
+        case 0: index = addresses - 1
+        case 2: index = 0
+        case 4: index = 0
+        default: return nil
+        }
+        guard addresses > 0, index >= 0 else { return nil }
+        let at = 8 + index * 16
+        guard let a = header.u32(at), let b = header.u32(at + 4), let c = header.u32(at + 8),
+            let d = header.u32(at + 12)
+        else { return nil }
+        return IPAddress(ipv6High: UInt64(a) << 32 | UInt64(b), low: UInt64(c) << 32 | UInt64(d))
     }
 
     // MARK: Transport layer
 
     private mutating func transport(
-        _ ipProtocol: UInt8, _ payload: ByteView, source: IPAddress, destination: IPAddress, isOuter: Bool, depth: Int
+        _ ipProtocol: UInt8, _ payload: ByteView, source: IPAddress, destination: IPAddress, isOuter: Bool, depth: Int,
+        countsTCP: Bool = true
     ) {
         switch ipProtocol {
         case 6:
@@ -266,7 +348,7 @@ struct ParseState {
                 let offsetByte = payload.u8(12), let flags = payload.u8(13)
             else { return }
             let headerLength = Int(offsetByte >> 4) * 4
-            guard headerLength >= 20, payload.count >= headerLength else { return }
+            guard headerLength >= 20, payload.count >= headerLength, countsTCP else { return }
             summary.events.append(
                 ConversationEvent(
                     kind: .tcp, source: source, destination: destination, sourcePort: sourcePort,
@@ -278,9 +360,10 @@ struct ParseState {
             }
         case 17:
             enterTransport(.udp)
-            guard let sourcePort = payload.u16(0), let destinationPort = payload.u16(2), payload.count >= 8 else {
-                return
-            }
+            // A UDP length below 8 is bogus to tshark (no conversation event).
+            guard let sourcePort = payload.u16(0), let destinationPort = payload.u16(2), payload.count >= 8,
+                let length = payload.u16(4), length >= 8
+            else { return }
             summary.events.append(
                 ConversationEvent(
                     kind: .udp, source: source, destination: destination, sourcePort: sourcePort,

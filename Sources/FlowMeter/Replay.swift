@@ -1,0 +1,221 @@
+// Replay: reads capture files through the engine into flow accounting.
+//
+// One reader thread (the caller's) plays the NIC and its driver: it reads records in bursts,
+// parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
+// an RSS NIC would), copies it into the PacketArena and dispatches bursts to `ether`. From there
+// ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
+// wait, so the result is the same for every thread count, dispatch policy and ordering policy.
+// `--drop` switches to drop-tail to show what a live system would lose.
+
+import NetISR
+import PacketWire
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How to replay.
+public struct ReplayConfiguration: Sendable {
+    /// How fast to feed packets.
+    public enum Speed: Sendable, Equatable {
+        /// As fast as possible.
+        case maximum
+        /// Paced by the capture's timestamps, multiplied by this factor (1 = real time).
+        case factor(Double)
+    }
+
+    /// Workstreams (default: one per CPU).
+    public var threads: Int?
+    /// The engine-wide dispatch policy (ether stays direct, as FreeBSD registers it).
+    public var dispatch: DispatchPolicy = .deferred
+    /// How ip, ip6 and arp packets are ordered: `flow` (default), `source` or `cpu`.
+    public var ordering: String = "flow"
+    /// Queue limit per protocol and workstream (0: the engine default).
+    public var queueLimit = 0
+    /// Bind workstreams to CPUs.
+    public var bindThreads = false
+    /// Workers poll instead of sleeping.
+    public var pollMode = false
+    /// Drop at full queues instead of waiting (what a live system would lose).
+    public var dropWhenFull = false
+    /// Pacing.
+    public var speed: Speed = .maximum
+    /// Called from the reader thread about every 64 MiB and at the end of each file:
+    /// (file index, bytes read, file size if known).
+    public var progress: (@Sendable (Int, Int, Int?) -> Void)?
+    /// Polled after every burst: true stops the replay as `cancel()` does (for signal handlers).
+    public var shouldStop: (@Sendable () -> Bool)?
+
+    /// Creates the default configuration.
+    public init() {}
+}
+
+/// Runs replays; `cancel()` from another thread (a signal handler's watcher) stops one cleanly.
+public final class Replay: Sendable {
+    private let configuration: ReplayConfiguration
+    private let cancelled = Atomic<Bool>(false)
+
+    /// Prepares a replay.
+    public init(_ configuration: ReplayConfiguration = ReplayConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Asks a running replay to stop after its current burst; the result covers what was read.
+    public func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    private var isCancelled: Bool {
+        if cancelled.load(ordering: .relaxed) { return true }
+        if configuration.shouldStop?() == true {
+            cancelled.store(true, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+
+    /// Replays `files` in order. Files that cannot be read, or that are damaged, are reported in
+    /// `errors` (records before the damage are counted); the others are processed regardless.
+    public func run(files: [String]) throws(NetISRError) -> ReplayResult {
+        var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
+        engineConfiguration.dispatchPolicy = configuration.dispatch
+        engineConfiguration.bindThreads = configuration.bindThreads
+        engineConfiguration.pollMode = configuration.pollMode
+        let engine = try NetISR(configuration: engineConfiguration)
+        let workstreams = engine.workstreamCount
+        let accounts = ReplayAccounts(workstreams: workstreams)
+        let ordering: OrderingPolicy =
+            switch configuration.ordering {
+            case "source": .source
+            case "cpu": .cpu({ packet in packet.flowID.map { .workstream(Int($0 % UInt32(workstreams))) } ?? .none })
+            default: .flow()
+            }
+        let whenFull: QueueFullAction = configuration.dropWhenFull ? .drop : .wait
+        try ReplayRegistration.register(
+            on: engine, accounts: accounts, ordering: ordering, queueLimit: configuration.queueLimit,
+            whenFull: whenFull)
+        let arena = PacketArena(workstreams: workstreams)
+        try engine.start()
+        let clock = ContinuousClock()
+        let started = clock.now
+        var errors: [ReplayError] = []
+        var state = ReaderState(workstreams: workstreams, sourceIsFlow: configuration.ordering != "source")
+        for (index, file) in files.enumerated() {
+            if isCancelled { break }
+            do {
+                try replay(file, index: index, engine: engine, arena: arena, whenFull: whenFull, state: &state)
+            } catch let error as CaptureError {
+                errors.append(ReplayError(file: file, error: error))
+            } catch {
+                errors.append(ReplayError(file: file, error: CaptureError(.io, at: 0, "\(error)")))
+            }
+        }
+        engine.stop(.drain)
+        arena.drain()
+        let elapsed = clock.now - started
+        return ReplayResult(
+            accounts: accounts, snapshot: engine.snapshot(), errors: errors,
+            elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
+                + UInt64(elapsed.components.attoseconds / 1_000_000_000),
+            cancelled: cancelled.load(ordering: .relaxed))
+    }
+
+    /// What the reader carries from file to file.
+    private struct ReaderState: ~Copyable {
+        let workstreams: Int
+        let sourceIsFlow: Bool
+        let hasher = ToeplitzHash()
+        var summary = PacketSummary()
+        var batch = PacketBatch(capacity: 64)
+        var paceOrigin: (capture: UInt64, wall: UInt64)?
+
+        init(workstreams: Int, sourceIsFlow: Bool) {
+            self.workstreams = workstreams
+            self.sourceIsFlow = sourceIsFlow
+        }
+    }
+
+    private func replay(
+        _ file: String, index: Int, engine: NetISR, arena: PacketArena, whenFull: QueueFullAction,
+        state: inout ReaderState
+    ) throws {
+        let reader = try CaptureReader(path: file)
+        var nextProgress = 64 << 20
+        var failure: Error?
+        while !isCancelled {
+            let read: Int
+            do {
+                read = try reader.read(maximum: 256) { record in
+                    let linkType = record.linkType
+                    var flowID: UInt32?
+                    if linkType.isSupported {
+                        PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
+                        if let flow = state.summary.flow {
+                            flowID = state.hasher.symmetricHash(flow, includePorts: false)
+                        }
+                    }
+                    let source = ReplayProtocol.sourceID(linkType: linkType, file: index)
+                    let workstream =
+                        state.sourceIsFlow
+                        ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams))
+                    if case .factor(let factor) = configuration.speed {
+                        pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
+                    }
+                    let (bytes, owner) = arena.copy(record.bytes, releasedBy: workstream)
+                    let packet = Packet(
+                        bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
+                        flowID: flowID, timestamp: record.timestamp, owner: owner)
+                    if let rejected = state.batch.append(packet) {
+                        engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
+                        _ = state.batch.append(rejected)
+                    }
+                    if state.batch.isFull {
+                        engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
+                    }
+                }
+            } catch {
+                failure = error
+                break
+            }
+            if read == 0 { break }
+            if reader.bytesRead >= nextProgress {
+                configuration.progress?(index, reader.bytesRead, reader.size)
+                nextProgress = reader.bytesRead + (64 << 20)
+            }
+        }
+        engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
+        configuration.progress?(index, reader.bytesRead, reader.size)
+        if let failure { throw failure }
+    }
+
+    /// Sleeps until the packet's capture time, scaled, has come (flushing what is batched first).
+    private func pace(
+        _ timestamp: UInt64, factor: Double, engine: NetISR, whenFull: QueueFullAction, state: inout ReaderState
+    ) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let wall = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        guard let origin = state.paceOrigin else {
+            state.paceOrigin = (timestamp, wall)
+            return
+        }
+        let offset = timestamp > origin.capture ? Double(timestamp - origin.capture) / max(factor, 1e-9) : 0
+        let due = origin.wall + UInt64(offset)
+        if due > wall + 50_000 {
+            engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
+            var pause = timespec(tv_sec: Int((due - wall) / 1_000_000_000), tv_nsec: Int((due - wall) % 1_000_000_000))
+            var remaining = timespec()
+            while nanosleep(&pause, &remaining) != 0 && !cancelled.load(ordering: .relaxed) { pause = remaining }
+        }
+    }
+}
+
+/// A file that could not be read to its end.
+public struct ReplayError: Sendable, Error, CustomStringConvertible {
+    /// The file.
+    public var file: String
+    /// What went wrong and where.
+    public var error: CaptureError
+
+    /// `file: message (at byte offset N)`.
+    public var description: String { "\(file): \(error)" }
+}

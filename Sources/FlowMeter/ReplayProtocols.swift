@@ -1,0 +1,125 @@
+// The protocols a replay registers, numbered as FreeBSD numbers its netisr protocols:
+// - ether (9): source-ordered and direct, like FreeBSD's; it runs in the reader thread, walks
+//   the link layers and hands each frame to ip, ip6 or arp (counting the rest itself);
+// - ip (1), ip6 (10), arp (7): flow-ordered by the symmetric Toeplitz hash of the address pair,
+//   so both directions of every conversation land on one workstream, in capture order; each
+//   workstream accounts into its own TrafficAccounts.
+//
+// A packet's sourceID carries its link type (low 16 bits) and file index (high 16 bits).
+
+import NetISR
+import PacketWire
+
+enum ReplayProtocol {
+    static let ip: ProtocolNumber = 1
+    static let arp: ProtocolNumber = 7
+    static let ether: ProtocolNumber = 9
+    static let ip6: ProtocolNumber = 10
+
+    static func linkType(of packet: borrowing Packet) -> LinkType { LinkType(rawValue: packet.sourceID & 0xFFFF) }
+    static func sourceID(linkType: LinkType, file: Int) -> UInt32 {
+        (linkType.rawValue & 0xFFFF) | UInt32(truncatingIfNeeded: file & 0xFFFF) << 16
+    }
+}
+
+/// Per-workstream accounts, plus the link layer's own. Account N is touched only by handler calls
+/// on workstream N (which the engine never runs concurrently); the link account only by the
+/// ether handler, which runs in the reader thread.
+final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as described above
+    var workstreams: [TrafficAccounts]
+    var link = TrafficAccounts()
+
+    init(workstreams: Int) {
+        self.workstreams = Array(repeating: TrafficAccounts(), count: workstreams)
+    }
+}
+
+/// What the ether handler forwards, batched per protocol; owned by the reader thread.
+final class EtherForwarder: @unchecked Sendable {  // unchecked: used only by the ether handler (reader thread)
+    var ip = PacketBatch(capacity: 256)
+    var ip6 = PacketBatch(capacity: 256)
+    var arp = PacketBatch(capacity: 256)
+}
+
+enum ReplayRegistration {
+    static func register(
+        on engine: NetISR, accounts: ReplayAccounts, ordering: OrderingPolicy, queueLimit: Int,
+        whenFull: QueueFullAction
+    ) throws(NetISRError) {
+        let forwarder = EtherForwarder()
+        try engine.register(
+            ProtocolRegistration(
+                name: "ether", number: ReplayProtocol.ether, queueLimit: queueLimit, dispatchPolicy: .direct
+            ) {
+                burst in
+                while let packet = burst.next() {
+                    let linkType = ReplayProtocol.linkType(of: packet)
+                    let network =
+                        linkType.isSupported ? PacketParser.networkProtocol(packet.bytes, linkType: linkType) : .other
+                    var rejected: Packet?
+                    switch network {
+                    case .ipv4: rejected = forwarder.ip.append(packet)
+                    case .ipv6: rejected = forwarder.ip6.append(packet)
+                    case .arp: rejected = forwarder.arp.append(packet)
+                    case .other, .none:
+                        accounts.link.countFrame(
+                            wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
+                            timestamp: packet.timestamp)
+                        accounts.link.countLayers(network, .none)
+                        if !linkType.isSupported {
+                            accounts.link.unsupportedLinkTypes[linkType.rawValue, default: 0] += 1
+                        }
+                        continue
+                    }
+                    if let rejected {
+                        flush(engine, forwarder, whenFull)
+                        _ = Self.append(rejected, network, forwarder)
+                    }
+                }
+                flush(engine, forwarder, whenFull)
+            })
+        let handler: PacketHandler = { burst in
+            let workstream = burst.workstreamID
+            var summary = PacketSummary()
+            while let packet = burst.next() {
+                PacketParser.parse(packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &summary)
+                accounts.workstreams[workstream].account(
+                    summary, wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
+                    timestamp: packet.timestamp, workstream: workstream)
+            }
+        }
+        try engine.register(
+            ProtocolRegistration(
+                name: "ip", number: ReplayProtocol.ip, queueLimit: queueLimit, ordering: ordering, handler: handler))
+        try engine.register(
+            ProtocolRegistration(
+                name: "ip6", number: ReplayProtocol.ip6, queueLimit: queueLimit, ordering: ordering, handler: handler))
+        try engine.register(
+            ProtocolRegistration(name: "arp", number: ReplayProtocol.arp, queueLimit: queueLimit, ordering: ordering) {
+                burst in
+                let workstream = burst.workstreamID
+                while let packet = burst.next() {
+                    accounts.workstreams[workstream].countFrame(
+                        wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
+                        timestamp: packet.timestamp)
+                    accounts.workstreams[workstream].countLayers(.arp, .none)
+                }
+            })
+    }
+
+    private static func append(_ packet: consuming Packet, _ network: NetworkProtocol, _ forwarder: EtherForwarder)
+        -> Packet?
+    {
+        switch network {
+        case .ipv4: forwarder.ip.append(packet)
+        case .ipv6: forwarder.ip6.append(packet)
+        default: forwarder.arp.append(packet)
+        }
+    }
+
+    private static func flush(_ engine: NetISR, _ forwarder: EtherForwarder, _ whenFull: QueueFullAction) {
+        if !forwarder.ip.isEmpty { engine.dispatch(ReplayProtocol.ip, batch: &forwarder.ip, whenFull: whenFull) }
+        if !forwarder.ip6.isEmpty { engine.dispatch(ReplayProtocol.ip6, batch: &forwarder.ip6, whenFull: whenFull) }
+        if !forwarder.arp.isEmpty { engine.dispatch(ReplayProtocol.arp, batch: &forwarder.arp, whenFull: whenFull) }
+    }
+}

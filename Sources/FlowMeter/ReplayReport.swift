@@ -1,0 +1,175 @@
+// ReplayReport: how a replay's result is shown — the summary a network engineer expects, the
+// conversation tables as CSV (tshark's columns), flow records as CSV or JSON, and one JSON
+// object for scripts.
+
+import NetISR
+import PacketWire
+
+/// Renderings of a `ReplayResult`.
+public enum ReplayReport {
+    /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations by bytes, drops
+    /// by reason, then the engine's `netstat -Q` report.
+    public static func text(_ result: ReplayResult, topConversations: Int = 10) -> String {
+        var out = ""
+        let seconds = Double(result.elapsedNanoseconds) / 1e9
+        let span = result.timeSpan.map { Double($0.last - $0.first) / 1e9 } ?? 0
+        out +=
+            "Frames:     \(result.frames)   wire bytes: \(result.wireBytes)   captured bytes: \(result.capturedBytes)\n"
+        out += "Capture:    \(fixed(span, 3)) s of traffic"
+        if span > 0 { out += " (\(fixed(Double(result.wireBytes) * 8 / span / 1e6, 2)) Mbit/s on the wire)" }
+        out += "\n"
+        out +=
+            "Replayed:   \(fixed(seconds * 1e3, 1)) ms, \(fixed(Double(result.frames) / max(seconds, 1e-9) / 1e6, 2)) Mpps"
+        out += ", \(fixed(Double(result.wireBytes) / max(seconds, 1e-9) / 1e9, 2)) GB/s\n"
+        if result.cancelled { out += "Interrupted: the counts cover the frames read before Ctrl-C.\n" }
+        for error in result.errors { out += "Error:      \(error)\n" }
+        out += "\nProtocols (first network / transport layer):\n"
+        out += pad("l3", 8) + pad("l4", 8) + pad("frames", 12, right: true) + pad("share", 9, right: true) + "\n"
+        for row in result.layers {
+            let share = result.frames > 0 ? Double(row.frames) * 100 / Double(result.frames) : 0
+            out +=
+                pad(row.network.rawValue, 8) + pad(row.transport.rawValue, 8) + pad(String(row.frames), 12, right: true)
+                + pad(fixed(share, 1) + "%", 9, right: true) + "\n"
+        }
+        let top = ConversationKind.allCases.flatMap { kind in result.conversations[kind, default: []].map { (kind, $0) }
+        }
+        .filter { $0.0 == .tcp || $0.0 == .udp }
+        .sorted { ($0.1.bytes, $1.1.firstTimestamp) > ($1.1.bytes, $0.1.firstTimestamp) }
+        .prefix(topConversations)
+        out += "\nTop conversations by bytes (\(result.conversations[.tcp, default: []].count) TCP, "
+        out +=
+            "\(result.conversations[.udp, default: []].count) UDP, \(result.conversations[.ip, default: []].count) IPv4, "
+        out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flows.count) flows):\n"
+        out +=
+            pad("proto", 6) + pad("A", 44) + pad("B", 44) + pad("frames", 9, right: true)
+            + pad("bytes", 12, right: true) + "\n"
+        for (kind, row) in top {
+            out +=
+                pad(kind.rawValue, 6) + pad(endpoint(row.addressA, row.portA), 44)
+                + pad(endpoint(row.addressB, row.portB), 44)
+                + pad(String(row.frames), 9, right: true) + pad(String(row.bytes), 12, right: true) + "\n"
+        }
+        out += "\nDrops:\n"
+        for (reason, packets) in result.drops { out += pad(reason, 30) + pad(String(packets), 12, right: true) + "\n" }
+        out += "\n" + NetstatReport.text(result.snapshot)
+        return out
+    }
+
+    /// One conversation table as CSV with tshark's oracle columns.
+    public static func conversationsCSV(_ result: ReplayResult, _ kind: ConversationKind) -> String {
+        var out = "addrA,portA,addrB,portB,framesAtoB,bytesAtoB,framesBtoA,bytesBtoA,frames,bytes\n"
+        let ports = kind == .tcp || kind == .udp
+        for row in result.conversations[kind, default: []] {
+            out +=
+                "\(row.addressA),\(ports ? String(row.portA) : ""),\(row.addressB),\(ports ? String(row.portB) : ""),"
+            out += "\(row.framesAToB),\(row.bytesAToB),\(row.framesBToA),\(row.bytesBToA),\(row.frames),\(row.bytes)\n"
+        }
+        return out
+    }
+
+    /// Flow records as CSV.
+    public static func flowsCSV(_ result: ReplayResult) -> String {
+        var out =
+            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream\n"
+        for flow in result.flows {
+            let key = flow.key
+            out += "\(key.source),\(key.sourcePort),\(key.destination),\(key.destinationPort),\(key.ipProtocol),"
+            out += "\(flow.vlan.map(String.init) ?? ""),\(flow.firstTimestamp),\(flow.lastTimestamp),"
+            out += "\(flow.packetsForward),\(flow.bytesForward),\(flow.packetsReverse),\(flow.bytesReverse),"
+            out += "\(tcpFlags(flow.tcpFlags)),\(flow.workstream)\n"
+        }
+        return out
+    }
+
+    /// Flow records as a JSON array.
+    public static func flowsJSON(_ result: ReplayResult) -> String {
+        JSONValue.array(result.flows.map(flowJSON)).rendered + "\n"
+    }
+
+    /// Everything as one JSON object: frames, wire_bytes, captured_bytes, l3l4, drops, errors,
+    /// conversations (counts), netisr (the netstat -Q data).
+    public static func json(_ result: ReplayResult) -> String {
+        let netisr = NetstatReport.json(result.snapshot)
+        let object = JSONValue.object([
+            ("frames", .int(result.frames)), ("wire_bytes", .int(result.wireBytes)),
+            ("captured_bytes", .int(result.capturedBytes)),
+            ("first_ns", result.timeSpan.map { .int(Int(clamping: $0.first)) } ?? .null),
+            ("last_ns", result.timeSpan.map { .int(Int(clamping: $0.last)) } ?? .null),
+            ("elapsed_ns", .int(Int(clamping: result.elapsedNanoseconds))),
+            ("cancelled", .bool(result.cancelled)),
+            (
+                "l3l4",
+                .array(
+                    result.layers.map {
+                        .object([
+                            ("l3", .string($0.network.rawValue)), ("l4", .string($0.transport.rawValue)),
+                            ("frames", .int($0.frames)),
+                        ])
+                    })
+            ),
+            ("drops", .object(result.drops.map { ($0.reason, .int($0.packets)) })),
+            (
+                "errors",
+                .array(
+                    result.errors.map {
+                        .object([
+                            ("file", .string($0.file)), ("offset", .int($0.error.offset)),
+                            ("code", .string($0.error.code.description)), ("message", .string($0.error.message)),
+                        ])
+                    })
+            ),
+            (
+                "conversations",
+                .object(
+                    ConversationKind.allCases.map { ($0.rawValue, .int(result.conversations[$0, default: []].count)) })
+            ),
+            ("flows", .int(result.flows.count)),
+        ])
+        // Splice the engine's report in under "netisr" (it is already JSON).
+        var text = object.rendered
+        text.removeLast()
+        let inner = netisr.dropFirst("{\"netisr\":".count).dropLast()
+        return text + ",\"netisr\":" + inner + "}"
+    }
+
+    private static func flowJSON(_ flow: FlowRecord) -> JSONValue {
+        .object([
+            ("src", .string(flow.key.source.description)), ("sport", .int(Int(flow.key.sourcePort))),
+            ("dst", .string(flow.key.destination.description)), ("dport", .int(Int(flow.key.destinationPort))),
+            ("proto", .int(Int(flow.key.ipProtocol))), ("vlan", flow.vlan.map { .int(Int($0)) } ?? .null),
+            ("first_ns", .int(Int(clamping: flow.firstTimestamp))),
+            ("last_ns", .int(Int(clamping: flow.lastTimestamp))),
+            ("packets_fwd", .int(flow.packetsForward)), ("bytes_fwd", .int(flow.bytesForward)),
+            ("packets_rev", .int(flow.packetsReverse)), ("bytes_rev", .int(flow.bytesReverse)),
+            ("tcp_flags", .string(tcpFlags(flow.tcpFlags))), ("workstream", .int(flow.workstream)),
+        ])
+    }
+
+    /// TCP flags as argus and nfdump print them (`FSRPAU`, `.` for unset).
+    static func tcpFlags(_ flags: UInt8) -> String {
+        let names: [(UInt8, Character)] = [
+            (0x20, "U"), (0x10, "A"), (0x08, "P"), (0x04, "R"), (0x02, "S"), (0x01, "F"),
+        ]
+        return String(names.map { flags & $0.0 != 0 ? $0.1 : "." })
+    }
+
+    private static func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
+        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+
+    static func fixed(_ value: Double, _ decimals: Int) -> String {
+        guard value.isFinite else { return "-" }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (abs(value) * scale).rounded()
+        let whole = Int(scaled / scale)
+        var fraction = String(Int(scaled) - whole * Int(scale))
+        while fraction.count < decimals { fraction = "0" + fraction }
+        return (value < 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + fraction : "")
+    }
+
+    private static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return right ? padding + text : text + padding
+    }
+}

@@ -1,0 +1,88 @@
+// ReplayResult: the merged accounts of a replay — totals, the l3/l4 table, the four conversation
+// tables, flow records, drops by reason — plus the engine's own snapshot.
+
+import NetISR
+import PacketWire
+
+/// The conversation tables tshark computes.
+public enum ConversationKind: String, Sendable, CaseIterable {
+    case ip, ipv6, tcp, udp
+}
+
+/// What a replay counted.
+public struct ReplayResult: Sendable {
+    /// Frames read.
+    public let frames: Int
+    /// Sum of original (wire) lengths.
+    public let wireBytes: Int
+    /// Sum of captured lengths.
+    public let capturedBytes: Int
+    /// First and last capture timestamps (ns since the epoch); nil without frames.
+    public let timeSpan: (first: UInt64, last: UInt64)?
+    /// Frames per (network, transport) pair, in the oracle's names, sorted.
+    public let layers: [(network: NetworkProtocol, transport: TransportProtocol, frames: Int)]
+    /// Conversation tables, rows sorted as tshark sorts them.
+    public let conversations: [ConversationKind: [ConversationRow]]
+    /// Flow records, in order of first packet.
+    public let flows: [FlowRecord]
+    /// Frames of unsupported link types, by link type.
+    public let unsupportedLinkTypes: [UInt32: Int]
+    /// Packets dropped, by reason (engine reasons, plus unsupported link types).
+    public let drops: [(reason: String, packets: Int)]
+    /// The engine's report data.
+    public let snapshot: NetISRSnapshot
+    /// Files not read to their end.
+    public let errors: [ReplayError]
+    /// Wall-clock time of the replay.
+    public let elapsedNanoseconds: UInt64
+    /// Whether the replay was cancelled before the end.
+    public let cancelled: Bool
+
+    init(
+        accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
+        cancelled: Bool
+    ) {
+        let all = accounts.workstreams + [accounts.link]
+        frames = all.reduce(0) { $0 + $1.frames }
+        wireBytes = all.reduce(0) { $0 + $1.wireBytes }
+        capturedBytes = all.reduce(0) { $0 + $1.capturedBytes }
+        let first = all.map(\.firstTimestamp).min() ?? .max
+        timeSpan = frames == 0 ? nil : (first, all.map(\.lastTimestamp).max() ?? first)
+        var layers: [(NetworkProtocol, TransportProtocol, Int)] = []
+        for network in NetworkProtocol.allCases {
+            for transport in TransportProtocol.allCases {
+                let count = all.reduce(0) {
+                    $0 + $1.layers[TrafficAccounts.index(network)][TrafficAccounts.index(transport)]
+                }
+                if count > 0 { layers.append((network, transport, count)) }
+            }
+        }
+        self.layers = layers
+        conversations = [
+            .ip: ConversationTable.merge(accounts.workstreams.map(\.ipv4)),
+            .ipv6: ConversationTable.merge(accounts.workstreams.map(\.ipv6)),
+            .tcp: ConversationTable.merge(accounts.workstreams.map(\.tcp)),
+            .udp: ConversationTable.merge(accounts.workstreams.map(\.udp)),
+        ]
+        flows = accounts.workstreams.flatMap(\.flows.records).sorted {
+            ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
+                < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
+        }
+        unsupportedLinkTypes = accounts.link.unsupportedLinkTypes
+        let totals = snapshot.totals
+        var drops: [(String, Int)] = [
+            (DropReason.queueFull.rawValue, totals.queueDrops),
+            (DropReason.noHandler.rawValue, totals.noHandlerDrops),
+            (DropReason.drainedAtUnregister.rawValue, totals.drainedAtUnregister),
+            (DropReason.discardedAtStop.rawValue, totals.discardedAtStop),
+        ]
+        for (linkType, count) in unsupportedLinkTypes.sorted(by: { $0.key < $1.key }) {
+            drops.append(("unsupported-link-type-\(linkType)", count))
+        }
+        self.drops = drops
+        self.snapshot = snapshot
+        self.errors = errors
+        self.elapsedNanoseconds = elapsedNanoseconds
+        self.cancelled = cancelled
+    }
+}

@@ -1,0 +1,135 @@
+// `netisr replay` (the default verb): capture files through the engine into flow accounting.
+
+import ArgumentParser
+import FlowMeter
+import NetISR
+import PacketWire
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Set by SIGINT/SIGTERM; the replay polls it and stops cleanly.
+let interrupted = Atomic<Bool>(false)
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Replay capture files (pcap or pcapng) through the engine into per-flow accounting.",
+        discussion: "With no file, replays the bundled sample capture (made by `netisr synth`).")
+
+    @Argument(help: "Capture files (pcap or pcapng, detected from their content).")
+    var files: [String] = []
+
+    @Option(name: .long, help: "Workstreams (worker threads); default: one per CPU.")
+    var threads: Int?
+
+    @Option(name: .long, help: "Dispatch policy for ip/ip6/arp: direct, hybrid or deferred.")
+    var dispatch: DispatchPolicyArgument = .deferred
+
+    @Option(name: .long, help: "Ordering of ip/ip6/arp packets: flow, source or cpu.")
+    var policy: String = "flow"
+
+    @Option(name: .long, help: "Queue limit per protocol and workstream (0: the engine's default, 256).")
+    var qlimit = 0
+
+    @Flag(name: .long, help: "Bind workstream N to CPU N.")
+    var bind = false
+
+    @Flag(name: .long, help: "Keep workers polling instead of sleeping.")
+    var poll = false
+
+    @Option(name: .long, help: "max, realtime, or a factor of real time (2 = twice as fast).")
+    var speed: String = "max"
+
+    @Flag(name: .long, help: "Drop at full queues (drop-tail, as a live system would) instead of waiting.")
+    var drop = false
+
+    @Flag(name: .long, help: "Print one JSON object instead of the report.")
+    var json = false
+
+    @Option(name: .long, help: "Print one conversation table as CSV: ip, ipv6, tcp or udp.")
+    var conversations: String?
+
+    @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
+    var flows: String?
+
+    @Flag(name: .long, help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1…1024") }
+        guard ["flow", "source", "cpu"].contains(policy) else {
+            throw ValidationError("--policy is flow, source or cpu")
+        }
+        guard qlimit >= 0 else { throw ValidationError("--qlimit must not be negative") }
+        guard parsedSpeed != nil else { throw ValidationError("--speed is max, realtime or a positive number") }
+        if let conversations, ConversationKind(rawValue: conversations) == nil {
+            throw ValidationError("--conversations is ip, ipv6, tcp or udp")
+        }
+    }
+
+    var parsedSpeed: ReplayConfiguration.Speed? {
+        switch speed {
+        case "max": .maximum
+        case "realtime": .factor(1)
+        default: Double(speed).flatMap { $0 > 0 ? .factor($0) : nil }
+        }
+    }
+
+    func run() throws {
+        let inputs = files.isEmpty ? [try SampleCapture.path()] : files
+        var configuration = ReplayConfiguration()
+        configuration.threads = threads
+        configuration.dispatch = dispatch.policy
+        configuration.ordering = policy
+        configuration.queueLimit = qlimit
+        configuration.bindThreads = bind
+        configuration.pollMode = poll
+        configuration.dropWhenFull = drop
+        configuration.speed = parsedSpeed ?? .maximum
+        configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
+        let progress = ProgressBar(files: inputs, enabled: !quiet && isatty(2) == 1)
+        configuration.progress = { index, read, size in progress.update(file: index, read: read, size: size) }
+        signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
+
+        let result = try Replay(configuration).run(files: inputs)
+        progress.finish()
+        for error in result.errors { standardError("netisr: \(error)") }
+        if let flows {
+            let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
+            try writeFile(flows, text)
+        }
+        if let conversations, let kind = ConversationKind(rawValue: conversations) {
+            print(ReplayReport.conversationsCSV(result, kind), terminator: "")
+        } else if json {
+            print(ReplayReport.json(result))
+        } else {
+            print(ReplayReport.text(result), terminator: "")
+        }
+        if !result.errors.isEmpty { throw ExitCode(2) }
+        if result.cancelled { throw ExitCode(130) }
+    }
+}
+
+/// Writes a whole text file.
+func writeFile(_ path: String, _ text: String) throws {
+    guard let file = fopen(path, "w") else {
+        throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(file) }
+    fputs(text, file)
+}
+
+/// One line to standard error.
+func standardError(_ line: String) {
+    writeStandardError(line + "\n")
+}
+
+/// Text to standard error, unbuffered (`write(2)`, so no shared `FILE *` is involved).
+func writeStandardError(_ text: String) {
+    var text = text
+    text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+}

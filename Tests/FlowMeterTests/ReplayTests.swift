@@ -1,0 +1,151 @@
+// The replay's own behaviour: the same result for every thread count, dispatch and ordering
+// policy in lossless mode; equality with tshark on synthesized traffic (references made by
+// ../shared/oracle/oracle.sh, committed in Fixtures/); damaged and missing files; drop-tail.
+
+import FlowMeter
+import NetISR
+import PacketWire
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+enum SynthCapture {
+    /// Writes the synthesized capture the committed references were made from.
+    static func write(packets: Int, flows: Int, seed: UInt64, format: CaptureWriter.Format) throws -> String {
+        let path = "/tmp/netisr-test-\(getpid())-\(seed).\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
+        let writer = try CaptureWriter(path: path, format: format)
+        var synthesizer = TrafficSynthesizer(.init(packets: packets, flows: flows, seed: seed))
+        try synthesizer.generate { frame, time in try writer.write(frame, timestamp: time, linkType: .ethernet) }
+        try writer.close()
+        return path
+    }
+
+    static var fixtures: String {
+        var path = #filePath
+        if let slash = path.lastIndex(of: "/") { path = String(path[..<slash]) }
+        return path + "/Fixtures"
+    }
+}
+
+@Suite struct ReplayTests {
+    func run(
+        _ files: [String], threads: Int = 2, dispatch: DispatchPolicy = .deferred, ordering: String = "flow",
+        qlimit: Int = 0, drop: Bool = false
+    ) throws -> ReplayResult {
+        var configuration = ReplayConfiguration()
+        configuration.threads = threads
+        configuration.dispatch = dispatch
+        configuration.ordering = ordering
+        configuration.queueLimit = qlimit
+        configuration.dropWhenFull = drop
+        return try Replay(configuration).run(files: files)
+    }
+
+    /// Everything but the workstream each flow happened to be handled on.
+    func fingerprint(_ result: ReplayResult) -> String {
+        var text = "\(result.frames) \(result.wireBytes) \(result.capturedBytes)\n"
+        for row in result.layers { text += "\(row.network) \(row.transport) \(row.frames)\n" }
+        for kind in ConversationKind.allCases { text += ReplayReport.conversationsCSV(result, kind) }
+        for flow in result.flows {
+            text += "\(flow.key) \(flow.vlan ?? 0) \(flow.firstTimestamp) \(flow.lastTimestamp) \(flow.packetsForward) "
+            text += "\(flow.bytesForward) \(flow.packetsReverse) \(flow.bytesReverse) \(flow.tcpFlags)\n"
+        }
+        return text
+    }
+
+    @Test func sameResultForEveryThreadCountDispatchAndOrderingPolicy() throws {
+        let path = try SynthCapture.write(packets: 6_000, flows: 700, seed: 21, format: .pcapng(nanosecond: true))
+        defer { unlink(path) }
+        let baseline = fingerprint(try run([path], threads: 1))
+        #expect(baseline.count > 1_000)
+        for threads in [1, 2, 3] {
+            for dispatch in DispatchPolicy.allCases {
+                for ordering in ["flow", "source", "cpu"] {
+                    // A tiny queue makes the lossless path wait often.
+                    let result = try run([path], threads: threads, dispatch: dispatch, ordering: ordering, qlimit: 8)
+                    #expect(fingerprint(result) == baseline, "threads \(threads) \(dispatch) \(ordering)")
+                    let totals = result.snapshot.totals
+                    #expect(totals.queueDrops == 0)
+                    #expect(totals.offered == totals.accountedFor)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (UInt64(5), CaptureWriter.Format.pcap(nanosecond: false), 20_000, 2_000),
+        (6, .pcapng(nanosecond: false), 5_000, 600),
+    ])
+    func synthesizedTrafficMatchesTshark(seed: UInt64, format: CaptureWriter.Format, packets: Int, flows: Int) throws {
+        let path = try SynthCapture.write(packets: packets, flows: flows, seed: seed, format: format)
+        defer { unlink(path) }
+        let result = try run([path])
+        let directory = "\(SynthCapture.fixtures)/synth-seed\(seed)"
+        for kind in ConversationKind.allCases {
+            let expected = try #require(SharedFixtures.read("\(directory)/conv_\(kind.rawValue).csv"))
+            #expect(ReplayReport.conversationsCSV(result, kind) == expected, "conv_\(kind.rawValue)")
+        }
+        var layers = "l3,l4,frames\n"
+        for row in result.layers.sorted(by: { ($0.network, $0.transport) < ($1.network, $1.transport) }) {
+            layers += "\(row.network.rawValue),\(row.transport.rawValue),\(row.frames)\n"
+        }
+        #expect(layers == SharedFixtures.read("\(directory)/l3l4.csv"))
+        let summary = try #require(SharedFixtures.read("\(directory)/summary.tsv"))
+        #expect(summary.contains("frames\t\(result.frames)\n") && summary.contains("wire_bytes\t\(result.wireBytes)\n"))
+    }
+
+    @Test func damagedAndMissingFilesAreReportedAndTheRestIsProcessed() throws {
+        let good = try SynthCapture.write(packets: 1_000, flows: 50, seed: 31, format: .pcap(nanosecond: false))
+        defer { unlink(good) }
+        // A copy cut in the middle of a record.
+        let bytes = try #require(SharedFixtures.bytes(good))
+        let damaged = good + ".cut.pcap"
+        defer { unlink(damaged) }
+        let file = fopen(damaged, "w")
+        fwrite(bytes, 1, bytes.count / 2, file)
+        fclose(file)
+        let result = try run(["/nonexistent/capture.pcap", damaged, good])
+        #expect(result.errors.count == 2)
+        #expect(result.errors[0].error.code == .io)
+        #expect(result.errors[1].error.code == .truncatedRecord && result.errors[1].error.offset > 24)
+        #expect(result.errors[1].description.contains(damaged))
+        let whole = try run([good])
+        #expect(result.frames > whole.frames && result.frames < 2 * whole.frames)
+        #expect(ReplayReport.json(result).contains("\"errors\":[{\"file\":\"/nonexistent/capture.pcap\""))
+    }
+
+    @Test func dropTailLosesPacketsButAccountsForEveryOne() throws {
+        let path = try SynthCapture.write(packets: 20_000, flows: 100, seed: 41, format: .pcap(nanosecond: false))
+        defer { unlink(path) }
+        let result = try run([path], threads: 1, qlimit: 1, drop: true)
+        let totals = result.snapshot.totals
+        #expect(totals.offered == totals.accountedFor)
+        // Every frame was offered to ether; those forwarded and dropped are missing from the tables.
+        let forwardedDrops = totals.queueDrops
+        #expect(result.frames + forwardedDrops == 20_000)
+        #expect(result.drops.first { $0.reason == "queue-full" }?.packets == forwardedDrops)
+    }
+
+    @Test func reportsRender() throws {
+        let path = try SynthCapture.write(packets: 2_000, flows: 100, seed: 51, format: .pcap(nanosecond: false))
+        defer { unlink(path) }
+        let result = try run([path])
+        let text = ReplayReport.text(result)
+        #expect(text.contains("Frames:     2000"))
+        #expect(text.contains("Top conversations by bytes"))
+        #expect(text.contains("Workstreams:\nWSID CPU   Name     Len WMark"))
+        let json = ReplayReport.json(result)
+        #expect(json.hasPrefix("{\"frames\":2000,\"wire_bytes\":\(result.wireBytes),\"captured_bytes\":"))
+        #expect(json.contains("\"l3l4\":[{\"l3\":\"ipv4\""))
+        #expect(json.contains("\"netisr\":{\"configuration\":"))
+        let flows = ReplayReport.flowsCSV(result).split(separator: "\n")
+        #expect(
+            flows.first
+                == "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream"
+        )
+        #expect(flows.count == result.flows.count + 1)
+        #expect(ReplayReport.flowsJSON(result).hasPrefix("[{\"src\":"))
+    }
+}

@@ -1,0 +1,65 @@
+// Files we write open in tshark and tcpdump with the same frames (runs when they are installed;
+// CI installs them).
+
+import PacketWire
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+enum Shell {
+    /// Runs a shell command; its standard output and exit status (nil if it could not start).
+    static func run(_ command: String) -> (output: String, status: Int32)? {
+        guard let pipe = popen(command + " 2>/dev/null", "r") else { return nil }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let got = fread(&chunk, 1, chunk.count, pipe)
+            if got <= 0 { break }
+            output += chunk[0..<got]
+        }
+        let status = pclose(pipe)
+        return (String(decoding: output, as: UTF8.self), status)
+    }
+
+    static func has(_ tool: String) -> Bool { run("command -v \(tool)")?.status == 0 }
+}
+
+@Suite struct ExternalToolTests {
+    @Test(arguments: [
+        CaptureWriter.Format.pcap(nanosecond: false), .pcap(nanosecond: true), .pcapng(nanosecond: false),
+        .pcapng(nanosecond: true),
+    ])
+    func tsharkAndTcpdumpReadWhatWeWrite(format: CaptureWriter.Format) throws {
+        guard Shell.has("tshark") || Shell.has("tcpdump") else {
+            print("neither tshark nor tcpdump is installed; skipping")
+            return
+        }
+        let isPcap = format == .pcap(nanosecond: false) || format == .pcap(nanosecond: true)
+        let path = "/tmp/netisr-written-\(getpid())-\(format).\(isPcap ? "pcap" : "pcapng")"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: format)
+        var synthesizer = TrafficSynthesizer(.init(packets: 500, flows: 40, seed: 9))
+        var wire = 0
+        var tcp = 0
+        try synthesizer.generate { frame, timestamp in
+            wire += frame.count
+            if PacketParser.parse(frame, linkType: .ethernet).transport == .tcp { tcp += 1 }
+            try writer.write(frame, timestamp: timestamp, linkType: .ethernet)
+        }
+        try writer.close()
+        if Shell.has("tshark") {
+            let result = try #require(Shell.run("tshark -n -r '\(path)' -T fields -e frame.len -e tcp.srcport"))
+            #expect(result.status == 0)
+            let lines = result.output.split(separator: "\n")
+            #expect(lines.count == 500)
+            #expect(lines.reduce(0) { $0 + (Int($1.split(separator: "\t").first ?? "") ?? 0) } == wire)
+            #expect(lines.filter { $0.split(separator: "\t").count == 2 }.count == tcp)
+        }
+        if Shell.has("tcpdump") {
+            let result = try #require(Shell.run("tcpdump -nn -r '\(path)' | wc -l"))
+            #expect(Int(result.output.filter { $0.isNumber }) == 500)
+        }
+    }
+}
