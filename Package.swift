@@ -32,7 +32,8 @@ let package = Package(
         ),
         .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting"]),
         .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
-        .testTarget(name: "FlowMeterTests", dependencies: ["FlowMeter", "PacketWire", "NetISR"]),
+        .testTarget(
+            name: "FlowMeterTests", dependencies: ["FlowMeter", "PacketWire", "NetISR"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -37,6 +37,12 @@ public struct ConversationRow: Sendable, Equatable {
 }
 
 struct ConversationKey: Hashable {
+    var hash: UInt64 {
+        mixHash(
+            low.high ^ UInt64(lowPort) << 48, low.low, high.high ^ UInt64(highPort) << 48, high.low,
+            (low.isIPv6 ? 1 : 0) | (high.isIPv6 ? 2 : 0))
+    }
+
     var low: IPAddress
     var lowPort: UInt16
     var high: IPAddress
@@ -54,26 +60,35 @@ struct ConversationKey: Hashable {
 /// The rows of one table, in order of first appearance.
 struct ConversationTable {
     private(set) var rows: [ConversationRow] = []
-    private var current: [ConversationKey: Int] = [:]
+    private var keys: [ConversationKey] = []
+    private var index = RowIndex()
 
+    /// Counts an event; returns its row.
+    @discardableResult
     mutating func count(
         source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16, wireLength: Int,
         timestamp: UInt64, tcpFlags: UInt8? = nil
-    ) {
+    ) -> Int {
         let key = ConversationKey(source, sourcePort, destination, destinationPort)
-        var index = current[key]
-        if let existing = index, let flags = tcpFlags, flags & 0x12 == 0x02, rows[existing].closed {
-            index = nil  // a new stream on a reused 4-tuple
+        let hash = key.hash
+        var found = index.find(hash) { keys[$0] == key }
+        var reused: Int?
+        if let existing = found, let flags = tcpFlags, flags & 0x12 == 0x02, rows[existing].closed {
+            reused = existing  // a new stream on a reused 4-tuple
+            found = nil
         }
-        if index == nil {
+        let row: Int
+        if let found {
+            row = found
+        } else {
+            row = rows.count
             rows.append(
                 ConversationRow(
                     addressA: source, portA: sourcePort, addressB: destination, portB: destinationPort,
                     firstTimestamp: timestamp))
-            index = rows.count - 1
-            current[key] = index
+            keys.append(key)
+            if let reused { index.replace(hash, old: reused, new: row) } else { index.insert(hash, row: row) }
         }
-        let row = index!
         if rows[row].addressA == source && rows[row].portA == sourcePort {
             rows[row].framesAToB += 1
             rows[row].bytesAToB += wireLength
@@ -82,51 +97,82 @@ struct ConversationTable {
             rows[row].bytesBToA += wireLength
         }
         if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
+        return row
     }
 
-    /// Merges tables from several workstreams. A row split across workstreams (only inner headers
-    /// of tunnels can be) keeps the orientation of its earliest part.
+    /// Counts an event on a row already known to hold it (the flow cache), unless the event
+    /// would start a new TCP stream there; returns whether it was counted.
+    @inline(__always)
+    mutating func count(row: Int, source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8? = nil)
+        -> Bool
+    {
+        if let flags = tcpFlags, flags & 0x12 == 0x02, rows[row].closed { return false }
+        if rows[row].addressA == source && rows[row].portA == sourcePort {
+            rows[row].framesAToB += 1
+            rows[row].bytesAToB += wireLength
+        } else {
+            rows[row].framesBToA += 1
+            rows[row].bytesBToA += wireLength
+        }
+        if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
+        return true
+    }
+
+    /// Merges tables from several workstreams, sorted as tshark sorts. A row split across
+    /// workstreams (only inner headers of tunnels can be) keeps the orientation of its earliest
+    /// part; rows of one key within one table are separate TCP streams and stay apart.
     static func merge(_ tables: [ConversationTable]) -> [ConversationRow] {
-        var merged: [ConversationKey: [ConversationRow]] = [:]
-        var order: [ConversationKey] = []
-        for table in tables {
-            for row in table.rows {
-                let key = ConversationKey(row.addressA, row.portA, row.addressB, row.portB)
-                if merged[key] == nil { order.append(key) }
-                merged[key, default: []].append(row)
-            }
+        var tagged: [(key: ConversationKey, table: Int, row: ConversationRow)] = []
+        tagged.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
+        for (number, table) in tables.enumerated() {
+            for (index, row) in table.rows.enumerated() { tagged.append((table.keys[index], number, row)) }
+        }
+        tagged.sort {
+            ($0.key.low, $0.key.lowPort, $0.key.high, $0.key.highPort, $0.row.firstTimestamp) < (
+                $1.key.low, $1.key.lowPort, $1.key.high, $1.key.highPort, $1.row.firstTimestamp
+            )
         }
         var result: [ConversationRow] = []
-        for key in order {
-            let parts = merged[key]!
-            // Rows of one key from one table are separate streams; from several tables, one stream.
-            if parts.count == 1 || tables.count == 1 {
-                result += parts
-                continue
+        result.reserveCapacity(tagged.count)
+        var start = 0
+        while start < tagged.count {
+            var end = start + 1
+            while end < tagged.count && tagged[end].key == tagged[start].key { end += 1 }
+            let tablesInRun = Set(tagged[start..<end].map(\.table))
+            if end - start == 1 || tablesInRun.count == 1 {
+                result += tagged[start..<end].map(\.row)
+            } else if tablesInRun.count == end - start {
+                result.append(combine(tagged[start..<end].map(\.row)))
+            } else {
+                result += tagged[start..<end].map(\.row)  // several streams and several workstreams: keep apart
             }
-            var combined = parts.min { $0.firstTimestamp < $1.firstTimestamp }!
-            combined.framesAToB = 0
-            combined.bytesAToB = 0
-            combined.framesBToA = 0
-            combined.bytesBToA = 0
-            for part in parts {
-                if part.addressA == combined.addressA && part.portA == combined.portA {
-                    combined.framesAToB += part.framesAToB
-                    combined.bytesAToB += part.bytesAToB
-                    combined.framesBToA += part.framesBToA
-                    combined.bytesBToA += part.bytesBToA
-                } else {
-                    combined.framesAToB += part.framesBToA
-                    combined.bytesAToB += part.bytesBToA
-                    combined.framesBToA += part.framesAToB
-                    combined.bytesBToA += part.bytesAToB
-                }
-            }
-            result.append(combined)
+            start = end
         }
         return result.sorted {
             ($0.addressA, $0.portA, $0.addressB, $0.portB, $0.firstTimestamp)
                 < ($1.addressA, $1.portA, $1.addressB, $1.portB, $1.firstTimestamp)
         }
+    }
+
+    private static func combine(_ parts: [ConversationRow]) -> ConversationRow {
+        var combined = parts.min { $0.firstTimestamp < $1.firstTimestamp }!
+        combined.framesAToB = 0
+        combined.bytesAToB = 0
+        combined.framesBToA = 0
+        combined.bytesBToA = 0
+        for part in parts {
+            if part.addressA == combined.addressA && part.portA == combined.portA {
+                combined.framesAToB += part.framesAToB
+                combined.bytesAToB += part.bytesAToB
+                combined.framesBToA += part.framesBToA
+                combined.bytesBToA += part.bytesBToA
+            } else {
+                combined.framesAToB += part.framesBToA
+                combined.bytesAToB += part.bytesBToA
+                combined.framesBToA += part.framesAToB
+                combined.bytesBToA += part.bytesAToB
+            }
+        }
+        return combined
     }
 }

@@ -26,6 +26,18 @@ public struct FlowRecord: Sendable, Equatable {
     public var tcpFlags: UInt8 = 0
     /// The workstream that handled it.
     public var workstream: Int
+    /// The conversation rows this flow's packets count in (its outer IP and TCP/UDP rows), so
+    /// later packets skip those lookups; -1 when not known.
+    var networkRow: Int32 = -1
+    var transportRow: Int32 = -1
+
+    /// Equal when every public field is.
+    public static func == (lhs: FlowRecord, rhs: FlowRecord) -> Bool {
+        (lhs.key, lhs.vlan, lhs.firstTimestamp, lhs.lastTimestamp, lhs.packetsForward, lhs.bytesForward)
+            == (rhs.key, rhs.vlan, rhs.firstTimestamp, rhs.lastTimestamp, rhs.packetsForward, rhs.bytesForward)
+            && (lhs.packetsReverse, lhs.bytesReverse, lhs.tcpFlags, lhs.workstream)
+                == (rhs.packetsReverse, rhs.bytesReverse, rhs.tcpFlags, rhs.workstream)
+    }
 
     /// All packets.
     public var packets: Int { packetsForward + packetsReverse }
@@ -36,17 +48,28 @@ public struct FlowRecord: Sendable, Equatable {
 struct FlowTableKey: Hashable {
     var flow: FlowKey
     var vlan: UInt16?
+
+    var hash: UInt64 {
+        mixHash(
+            flow.source.high ^ UInt64(flow.sourcePort) << 48, flow.source.low,
+            flow.destination.high ^ UInt64(flow.destinationPort) << 48, flow.destination.low,
+            UInt64(flow.ipProtocol) | UInt64(vlan ?? 0xFFFF) << 8 | (flow.source.isIPv6 ? 1 << 32 : 0))
+    }
 }
 
 struct FlowTable {
-    private(set) var records: [FlowRecord] = []
-    private var index: [FlowTableKey: Int] = [:]
+    var records: [FlowRecord] = []
+    private var keys: [FlowTableKey] = []
+    private var index = RowIndex()
 
+    /// Counts a packet of `flow`; returns its record's row.
+    @discardableResult
     mutating func count(
         _ flow: FlowKey, vlan: UInt16?, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8, workstream: Int
-    ) {
+    ) -> Int {
         let key = FlowTableKey(flow: flow.canonical, vlan: vlan)
-        if let at = index[key] {
+        let hash = key.hash
+        if let at = index.find(hash, { keys[$0] == key }) {
             if records[at].key == flow {
                 records[at].packetsForward += 1
                 records[at].bytesForward += wireLength
@@ -56,12 +79,15 @@ struct FlowTable {
             }
             records[at].lastTimestamp = max(records[at].lastTimestamp, timestamp)
             records[at].tcpFlags |= tcpFlags
+            return at
         } else {
-            index[key] = records.count
+            index.insert(hash, row: records.count)
+            keys.append(key)
             records.append(
                 FlowRecord(
                     key: flow, vlan: vlan, firstTimestamp: timestamp, lastTimestamp: timestamp, packetsForward: 1,
                     bytesForward: wireLength, tcpFlags: tcpFlags, workstream: workstream))
+            return records.count - 1
         }
     }
 }

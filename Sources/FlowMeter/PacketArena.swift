@@ -24,20 +24,34 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     private var current = 0
     private var used = 0
     let owners: [ArenaOwner]
+    /// The owners again, handed out without reference counting (see NetISR's UnretainedArray).
+    private let unretainedOwners: [Unmanaged<ArenaOwner>]
 
-    init(chunks: Int = 32, workstreams: Int) {
+    init(chunks: Int = 16, workstreams: Int) {
         chunkCount = chunks
         memory = .allocate(byteCount: chunks * Self.chunkSize, alignment: 64)
         issued = Array(repeating: 0, count: chunks)
         owners = (0..<workstreams).map { _ in ArenaOwner(chunks: chunks) }
+        unretainedOwners = owners.map { Unmanaged.passUnretained($0) }
         for owner in owners { owner.arenaBase = UnsafeRawPointer(memory) }
     }
 
     deinit { memory.deallocate() }
 
-    /// Copies `bytes` into the arena for a packet that workstream `workstream` will release.
-    /// Waits while the ring is full. Returns the copy and its owner.
-    func copy(_ bytes: UnsafeRawBufferPointer, releasedBy workstream: Int) -> (UnsafeRawBufferPointer, PacketOwner) {
+    /// Copies `bytes` into the arena for a packet that workstream `workstream` will release, and
+    /// makes the packet with `make`. Waits while the ring is full.
+    @inline(__always)
+    func packet(
+        _ bytes: UnsafeRawBufferPointer, releasedBy workstream: Int,
+        _ make: (UnsafeRawBufferPointer, PacketOwner) -> Packet
+    ) -> Packet {
+        let copy = copy(bytes)
+        var made: Packet?
+        unretainedOwners[workstream]._withUnsafeGuaranteedRef { made = make(copy, $0) }
+        return made.take()!
+    }
+
+    private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         let count = min(bytes.count, Self.chunkSize)
         if used + count > Self.chunkSize {
             current = (current + 1) % chunkCount
@@ -48,7 +62,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         if count > 0 { destination.copyMemory(from: bytes.baseAddress!, byteCount: count) }
         used += (count + 15) & ~15
         issued[current] += 1
-        return (UnsafeRawBufferPointer(start: destination, count: count), owners[workstream])
+        return UnsafeRawBufferPointer(start: destination, count: count)
     }
 
     private func released(_ chunk: Int) -> Int {
@@ -72,7 +86,8 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
 }
 
 /// Counts releases per chunk for one workstream.
-final class ArenaOwner: PacketOwner, @unchecked Sendable {  // unchecked: counters are atomics; base is set once before use
+/// (`@unchecked Sendable`: the counters are atomics and `arenaBase` is set once, before use.)
+final class ArenaOwner: PacketOwner, @unchecked Sendable {
     private let counts: UnsafeMutablePointer<Atomic<Int>>
     private let chunks: Int
     var arenaBase: UnsafeRawPointer?

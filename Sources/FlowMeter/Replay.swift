@@ -160,10 +160,11 @@ public final class Replay: Sendable {
                     if case .factor(let factor) = configuration.speed {
                         pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
                     }
-                    let (bytes, owner) = arena.copy(record.bytes, releasedBy: workstream)
-                    let packet = Packet(
-                        bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
-                        flowID: flowID, timestamp: record.timestamp, owner: owner)
+                    let packet = arena.packet(record.bytes, releasedBy: workstream) { bytes, owner in
+                        Packet(
+                            bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
+                            flowID: flowID, timestamp: record.timestamp, owner: owner)
+                    }
                     if let rejected = state.batch.append(packet) {
                         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
                         _ = state.batch.append(rejected)

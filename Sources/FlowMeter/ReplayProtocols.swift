@@ -25,13 +25,27 @@ enum ReplayProtocol {
 /// Per-workstream accounts, plus the link layer's own. Account N is touched only by handler calls
 /// on workstream N (which the engine never runs concurrently); the link account only by the
 /// ether handler, which runs in the reader thread.
+///
+/// The accounts sit behind a pointer: the per-packet path mutates them without the dynamic
+/// exclusivity checks a class's stored arrays would cost.
 final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as described above
-    var workstreams: [TrafficAccounts]
+    let workstreams: UnsafeMutablePointer<TrafficAccounts>
+    let count: Int
     var link = TrafficAccounts()
 
     init(workstreams: Int) {
-        self.workstreams = Array(repeating: TrafficAccounts(), count: workstreams)
+        count = workstreams
+        self.workstreams = .allocate(capacity: workstreams)
+        self.workstreams.initialize(repeating: TrafficAccounts(), count: workstreams)
     }
+
+    deinit {
+        workstreams.deinitialize(count: count)
+        workstreams.deallocate()
+    }
+
+    /// Every workstream's accounts (after the engine stopped).
+    var all: [TrafficAccounts] { Array(UnsafeBufferPointer(start: workstreams, count: count)) }
 }
 
 /// What the ether handler forwards, batched per protocol; owned by the reader thread.

@@ -42,7 +42,7 @@ public struct ReplayResult: Sendable {
         accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
         cancelled: Bool
     ) {
-        let all = accounts.workstreams + [accounts.link]
+        let all = accounts.all + [accounts.link]
         frames = all.reduce(0) { $0 + $1.frames }
         wireBytes = all.reduce(0) { $0 + $1.wireBytes }
         capturedBytes = all.reduce(0) { $0 + $1.capturedBytes }
@@ -51,20 +51,18 @@ public struct ReplayResult: Sendable {
         var layers: [(NetworkProtocol, TransportProtocol, Int)] = []
         for network in NetworkProtocol.allCases {
             for transport in TransportProtocol.allCases {
-                let count = all.reduce(0) {
-                    $0 + $1.layers[TrafficAccounts.index(network)][TrafficAccounts.index(transport)]
-                }
+                let count = all.reduce(0) { $0 + $1.frames(network, transport) }
                 if count > 0 { layers.append((network, transport, count)) }
             }
         }
         self.layers = layers
         conversations = [
-            .ip: ConversationTable.merge(accounts.workstreams.map(\.ipv4)),
-            .ipv6: ConversationTable.merge(accounts.workstreams.map(\.ipv6)),
-            .tcp: ConversationTable.merge(accounts.workstreams.map(\.tcp)),
-            .udp: ConversationTable.merge(accounts.workstreams.map(\.udp)),
+            .ip: ConversationTable.merge(accounts.all.map(\.ipv4)),
+            .ipv6: ConversationTable.merge(accounts.all.map(\.ipv6)),
+            .tcp: ConversationTable.merge(accounts.all.map(\.tcp)),
+            .udp: ConversationTable.merge(accounts.all.map(\.udp)),
         ]
-        flows = accounts.workstreams.flatMap(\.flows.records).sorted {
+        flows = accounts.all.flatMap(\.flows.records).sorted {
             ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
                 < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
         }

@@ -11,9 +11,8 @@ struct TrafficAccounts {
     var capturedBytes = 0
     var firstTimestamp = UInt64.max
     var lastTimestamp: UInt64 = 0
-    /// [network][transport] frame counts.
-    var layers = [[Int]](
-        repeating: [Int](repeating: 0, count: TransportProtocol.allCases.count), count: NetworkProtocol.allCases.count)
+    /// Frame counts per network × transport, flattened (network-major).
+    var layers = [Int](repeating: 0, count: NetworkProtocol.allCases.count * TransportProtocol.allCases.count)
     var ipv4 = ConversationTable()
     var ipv6 = ConversationTable()
     var tcp = ConversationTable()
@@ -31,43 +30,114 @@ struct TrafficAccounts {
     }
 
     mutating func countLayers(_ network: NetworkProtocol, _ transport: TransportProtocol) {
-        layers[Self.index(network)][Self.index(transport)] += 1
+        layers[Self.index(network) * TransportProtocol.allCases.count + Self.index(transport)] += 1
     }
 
     /// Accounts a parsed frame: totals, layers, conversation events and its flow.
+    ///
+    /// The common frame — one IP header and at most one TCP/UDP header, both the flow's own —
+    /// takes one flow-table lookup: the flow record remembers its conversation rows. Anything
+    /// else (tunnels, a new TCP stream on a reused 4-tuple) takes the general path.
     mutating func account(
         _ summary: borrowing PacketSummary, wireLength: Int, capturedLength: Int, timestamp: UInt64, workstream: Int
     ) {
         countFrame(wireLength: wireLength, capturedLength: capturedLength, timestamp: timestamp)
         countLayers(summary.network, summary.transport)
-        for event in summary.events {
-            switch event.kind {
-            case .ipv4:
-                ipv4.count(
-                    source: event.source, sourcePort: 0, destination: event.destination, destinationPort: 0,
-                    wireLength: wireLength, timestamp: timestamp)
-            case .ipv6:
-                ipv6.count(
-                    source: event.source, sourcePort: 0, destination: event.destination, destinationPort: 0,
-                    wireLength: wireLength, timestamp: timestamp)
-            case .tcp:
-                tcp.count(
-                    source: event.source, sourcePort: event.sourcePort, destination: event.destination,
-                    destinationPort: event.destinationPort, wireLength: wireLength, timestamp: timestamp,
-                    tcpFlags: event.tcpFlags)
-            case .udp:
-                udp.count(
-                    source: event.source, sourcePort: event.sourcePort, destination: event.destination,
-                    destinationPort: event.destinationPort, wireLength: wireLength, timestamp: timestamp)
-            }
+        let events = summary.events
+        guard let flow = summary.flow else {
+            countEvents(events, wireLength: wireLength, timestamp: timestamp)
+            return
         }
-        if let flow = summary.flow {
-            flows.count(
-                flow, vlan: summary.vlan, wireLength: wireLength, timestamp: timestamp, tcpFlags: summary.tcpFlags,
-                workstream: workstream)
+        let row = flows.count(
+            flow, vlan: summary.vlan, wireLength: wireLength, timestamp: timestamp, tcpFlags: summary.tcpFlags,
+            workstream: workstream)
+        let simple =
+            (events.count == 1 || (events.count == 2 && (events[1].kind == .tcp || events[1].kind == .udp)))
+            && (events[0].kind == .ipv4 || events[0].kind == .ipv6)
+            && events[0].source == flow.source && events[0].destination == flow.destination
+        guard simple else {
+            countEvents(events, wireLength: wireLength, timestamp: timestamp)
+            return
+        }
+        let network = events[0]
+        let networkRow = Int(flows.records[row].networkRow)
+        if networkRow < 0 || !countNetwork(network, row: networkRow, wireLength: wireLength) {
+            flows.records[row].networkRow = Int32(countEvent(network, wireLength: wireLength, timestamp: timestamp))
+        }
+        guard events.count == 2 else { return }
+        let transport = events[1]
+        let transportRow = Int(flows.records[row].transportRow)
+        let counted: Bool
+        if transportRow < 0 {
+            counted = false
+        } else if transport.kind == .tcp {
+            counted = tcp.count(
+                row: transportRow, source: transport.source, sourcePort: transport.sourcePort, wireLength: wireLength,
+                tcpFlags: transport.tcpFlags)
+        } else {
+            counted = udp.count(
+                row: transportRow, source: transport.source, sourcePort: transport.sourcePort, wireLength: wireLength)
+        }
+        if !counted {
+            flows.records[row].transportRow = Int32(countEvent(transport, wireLength: wireLength, timestamp: timestamp))
         }
     }
 
-    static func index(_ network: NetworkProtocol) -> Int { NetworkProtocol.allCases.firstIndex(of: network)! }
-    static func index(_ transport: TransportProtocol) -> Int { TransportProtocol.allCases.firstIndex(of: transport)! }
+    private mutating func countNetwork(_ event: ConversationEvent, row: Int, wireLength: Int) -> Bool {
+        event.kind == .ipv4
+            ? ipv4.count(row: row, source: event.source, sourcePort: 0, wireLength: wireLength)
+            : ipv6.count(row: row, source: event.source, sourcePort: 0, wireLength: wireLength)
+    }
+
+    private mutating func countEvents(_ events: ConversationEvents, wireLength: Int, timestamp: UInt64) {
+        for event in events { countEvent(event, wireLength: wireLength, timestamp: timestamp) }
+    }
+
+    /// Counts one event through its table's index; returns its row.
+    @discardableResult
+    private mutating func countEvent(_ event: ConversationEvent, wireLength: Int, timestamp: UInt64) -> Int {
+        switch event.kind {
+        case .ipv4:
+            ipv4.count(
+                source: event.source, sourcePort: 0, destination: event.destination, destinationPort: 0,
+                wireLength: wireLength, timestamp: timestamp)
+        case .ipv6:
+            ipv6.count(
+                source: event.source, sourcePort: 0, destination: event.destination, destinationPort: 0,
+                wireLength: wireLength, timestamp: timestamp)
+        case .tcp:
+            tcp.count(
+                source: event.source, sourcePort: event.sourcePort, destination: event.destination,
+                destinationPort: event.destinationPort, wireLength: wireLength, timestamp: timestamp,
+                tcpFlags: event.tcpFlags)
+        case .udp:
+            udp.count(
+                source: event.source, sourcePort: event.sourcePort, destination: event.destination,
+                destinationPort: event.destinationPort, wireLength: wireLength, timestamp: timestamp)
+        }
+    }
+
+    static func index(_ network: NetworkProtocol) -> Int {
+        switch network {
+        case .arp: 0
+        case .ipv4: 1
+        case .ipv6: 2
+        case .none: 3
+        case .other: 4
+        }
+    }
+
+    static func index(_ transport: TransportProtocol) -> Int {
+        switch transport {
+        case .icmp: 0
+        case .icmpv6: 1
+        case .none: 2
+        case .tcp: 3
+        case .udp: 4
+        }
+    }
+
+    func frames(_ network: NetworkProtocol, _ transport: TransportProtocol) -> Int {
+        layers[Self.index(network) * TransportProtocol.allCases.count + Self.index(transport)]
+    }
 }

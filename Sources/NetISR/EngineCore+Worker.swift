@@ -135,10 +135,12 @@ extension EngineCore {
         }
     }
 
-    /// Polls briefly for work before the worker sleeps; returns whether work arrived.
+    /// Polls briefly for work before the worker sleeps; returns whether work arrived. It yields
+    /// the CPU between polls, so on a machine with more threads than cores (a reader and two
+    /// workers on two CPUs) the producer it waits for gets to run.
     private func spinUntilWork(_ workstream: Workstream) -> Bool {
         for spin in 0..<configuration.idleSpins {
-            netisr_cpu_relax()
+            if spin % 16 == 15 { sched_yield() } else { netisr_cpu_relax() }
             if spin % 64 == 63 && hasWork(workstream) { return true }
             if workstream.pending.load(ordering: .relaxed) != 0 || stopRequest.load(ordering: .relaxed) != 0 {
                 return true
