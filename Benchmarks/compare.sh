@@ -4,18 +4,78 @@
 # Prints a table and, as its last line, one JSON object of median ratios
 # (netisr throughput ÷ peer throughput; > 1 means netisr is faster).
 #
-#   Benchmarks/compare.sh [--quick] [--svg FILE]
+#   Benchmarks/compare.sh [--quick] [--svg FILE] [--no-replay]
+#
+# End to end (unless --no-replay): `netisr replay` against softflowd -r, nfpcapd -r and argus -r
+# on the same capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), runs
+# interleaved, medians of 3 (1 with --quick), and tshark's conversation statistics once. The
+# Debian packages are installed when missing; the peers run under `unshare -n` (loopback only).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 args=()
+quick=0
+replay=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) args+=(--quick) ;;
+        --quick) args+=(--quick); quick=1 ;;
         --svg) args+=(--svg "$2"); shift ;;
-        *) echo "usage: compare.sh [--quick] [--svg FILE]" >&2; exit 2 ;;
+        --no-replay) replay=0 ;;
+        *) echo "usage: compare.sh [--quick] [--svg FILE] [--no-replay]" >&2; exit 2 ;;
     esac
     shift
 done
+
+seconds() { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -n 1; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+if [ "$replay" = 1 ]; then
+    root="$(cd "$here/.." && pwd)"
+    (cd "$root" && swift build -c release --product netisr >&2)
+    netisr="$root/.build/release/netisr"
+    missing=""
+    command -v softflowd >/dev/null || missing="$missing softflowd"
+    command -v nfpcapd >/dev/null || missing="$missing nfdump"
+    command -v argus >/dev/null || missing="$missing argus-server"
+    command -v tshark >/dev/null || missing="$missing tshark"
+    if [ -n "$missing" ]; then
+        echo "installing:$missing" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null 2>&1 || echo "could not install:$missing" >&2
+    fi
+    packets=$([ "$quick" = 1 ] && echo 200000 || echo 1000000)
+    flows=$([ "$quick" = 1 ] && echo 20000 || echo 100000)
+    rounds=$([ "$quick" = 1 ] && echo 1 || echo 3)
+    capture="/tmp/netisr-compare-$packets.pcap"
+    [ -f "$capture" ] || "$netisr" synth --packets "$packets" --flows "$flows" --seed 1 --out "$capture" >&2
+    cat "$capture" > /dev/null  # into the page cache
+    work=$(mktemp -d)
+    declare -A times
+    for round in $(seq "$rounds"); do
+        times[netisr]+="$(seconds "$netisr" replay "$capture" --quiet --json) "
+        if command -v softflowd >/dev/null; then
+            times[softflowd]+="$(seconds unshare -n sh -c "ip link set lo up; softflowd -r '$capture' -n 127.0.0.1:9995 -d >/dev/null 2>&1") "
+        fi
+        if command -v nfpcapd >/dev/null; then
+            rm -rf "$work/nf" && mkdir -p "$work/nf"
+            times[nfpcapd]+="$(seconds unshare -n nfpcapd -r "$capture" -w "$work/nf") "
+        fi
+        if command -v argus >/dev/null; then
+            times[argus]+="$(seconds unshare -n argus -r "$capture" -w "$work/argus.out") "
+            rm -f "$work/argus.out"
+        fi
+    done
+    if command -v tshark >/dev/null; then
+        times[tshark]="$(seconds tshark -n -q -r "$capture" -z conv,tcp -z conv,udp -z conv,ip -z conv,ipv6)"
+    fi
+    rm -rf "$work"
+    ours=$(echo ${times[netisr]} | tr ' ' '\n' | median)
+    echo "replay of $packets packets / $flows flows (seconds, median of $rounds): netisr $ours" >&2
+    for peer in softflowd nfpcapd argus tshark; do
+        [ -n "${times[$peer]:-}" ] || continue
+        theirs=$(echo ${times[$peer]} | tr ' ' '\n' | median)
+        echo "  $peer $theirs" >&2
+        args+=("--extra=replay_vs_$peer=$theirs/$ours")
+    done
+fi
 cd "$here"
 swift build -c release --product Compare >&2
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%dT%H:%MZ)"
