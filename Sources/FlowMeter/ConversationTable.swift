@@ -60,7 +60,7 @@ struct ConversationKey: Hashable {
 /// The rows of one table, in order of first appearance.
 struct ConversationTable {
     private(set) var rows: [ConversationRow] = []
-    private var keys: [ConversationKey] = []
+    private(set) var keys: [ConversationKey] = []
     private var index = RowIndex()
 
     /// Counts an event; returns its row.
@@ -120,38 +120,39 @@ struct ConversationTable {
 
     /// Merges tables from several workstreams, sorted as tshark sorts. A row split across
     /// workstreams (only inner headers of tunnels can be) keeps the orientation of its earliest
-    /// part; rows of one key within one table are separate TCP streams and stay apart.
+    /// part; rows of one key within one table are separate TCP streams and stay apart. The
+    /// merge is hash-based (RowIndex), then one sort.
     static func merge(_ tables: [ConversationTable]) -> [ConversationRow] {
-        var tagged: [(key: ConversationKey, table: Int, row: ConversationRow)] = []
-        tagged.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
-        for (number, table) in tables.enumerated() {
-            for (index, row) in table.rows.enumerated() { tagged.append((table.keys[index], number, row)) }
-        }
-        tagged.sort {
-            ($0.key.low, $0.key.lowPort, $0.key.high, $0.key.highPort, $0.row.firstTimestamp) < (
-                $1.key.low, $1.key.lowPort, $1.key.high, $1.key.highPort, $1.row.firstTimestamp
-            )
-        }
         var result: [ConversationRow] = []
-        result.reserveCapacity(tagged.count)
-        var start = 0
-        while start < tagged.count {
-            var end = start + 1
-            while end < tagged.count && tagged[end].key == tagged[start].key { end += 1 }
-            let tablesInRun = Set(tagged[start..<end].map(\.table))
-            if end - start == 1 || tablesInRun.count == 1 {
-                result += tagged[start..<end].map(\.row)
-            } else if tablesInRun.count == end - start {
-                result.append(combine(tagged[start..<end].map(\.row)))
-            } else {
-                result += tagged[start..<end].map(\.row)  // several streams and several workstreams: keep apart
+        result.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
+        // Which table and row first took each key; a key seen again in another table is a row
+        // split across workstreams, combined into the first one's place.
+        var seen = RowIndex(capacity: result.capacity)
+        var owners: [(key: ConversationKey, table: Int, parts: [ConversationRow])] = []
+        var splits = false
+        for (number, table) in tables.enumerated() {
+            for (index, row) in table.rows.enumerated() {
+                let key = table.keys[index]
+                let hash = key.hash
+                if let at = seen.find(hash, { owners[$0].key == key && owners[$0].table != number }) {
+                    owners[at].parts.append(row)
+                    splits = true
+                } else {
+                    seen.insert(hash, row: owners.count)
+                    owners.append((key, number, [row]))
+                }
             }
-            start = end
         }
-        return result.sorted {
+        if splits {
+            for owner in owners { result.append(owner.parts.count == 1 ? owner.parts[0] : combine(owner.parts)) }
+        } else {
+            for owner in owners { result.append(owner.parts[0]) }
+        }
+        result.sort {
             ($0.addressA, $0.portA, $0.addressB, $0.portB, $0.firstTimestamp)
                 < ($1.addressA, $1.portA, $1.addressB, $1.portB, $1.firstTimestamp)
         }
+        return result
     }
 
     private static func combine(_ parts: [ConversationRow]) -> ConversationRow {
