@@ -59,7 +59,6 @@ struct FlowTableKey: Hashable {
 
 struct FlowTable {
     var records: [FlowRecord] = []
-    private var keys: [FlowTableKey] = []
     private var index = RowIndex()
 
     /// Counts a packet of `flow`; returns its record's row.
@@ -69,7 +68,10 @@ struct FlowTable {
     ) -> Int {
         let key = FlowTableKey(flow: flow.canonical, vlan: vlan)
         let hash = key.hash
-        if let at = index.find(hash, { keys[$0] == key }) {
+        let reversed = flow.reversed
+        if let at = index.find(
+            hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
+        {
             if records[at].key == flow {
                 records[at].packetsForward += 1
                 records[at].bytesForward += wireLength
@@ -82,7 +84,6 @@ struct FlowTable {
             return at
         } else {
             index.insert(hash, row: records.count)
-            keys.append(key)
             records.append(
                 FlowRecord(
                     key: flow, vlan: vlan, firstTimestamp: timestamp, lastTimestamp: timestamp, packetsForward: 1,

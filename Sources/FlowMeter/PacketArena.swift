@@ -27,7 +27,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     /// The owners again, handed out without reference counting (see NetISR's UnretainedArray).
     private let unretainedOwners: [Unmanaged<ArenaOwner>]
 
-    init(chunks: Int = 16, workstreams: Int) {
+    init(chunks: Int = 8, workstreams: Int) {
         chunkCount = chunks
         memory = .allocate(byteCount: chunks * Self.chunkSize, alignment: 64)
         issued = Array(repeating: 0, count: chunks)

@@ -5,64 +5,62 @@
 // replay's profile.
 
 struct RowIndex {
-    private var rows: [Int32]
-    private var hashes: [UInt64]
+    /// A slot: the key's hash and its row (-1: empty), together so a probe touches one line.
+    private struct Slot {
+        var hash: UInt64
+        var row: Int
+    }
+
+    private var slots: [Slot]
     private var mask: Int
     private(set) var count = 0
 
     init(capacity: Int = 1_024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        rows = Array(repeating: -1, count: size)
-        hashes = Array(repeating: 0, count: size)
+        slots = Array(repeating: Slot(hash: 0, row: -1), count: size)
         mask = size - 1
     }
 
     /// The row whose key hashes to `hash` and satisfies `matches`, if any.
     @inline(__always)
     func find(_ hash: UInt64, _ matches: (Int) -> Bool) -> Int? {
-        var slot = Int(truncatingIfNeeded: hash) & mask
+        var index = Int(truncatingIfNeeded: hash) & mask
         while true {
-            let row = rows[slot]
-            if row < 0 { return nil }
-            if hashes[slot] == hash && matches(Int(row)) { return Int(row) }
-            slot = (slot + 1) & mask
+            let slot = slots[index]
+            if slot.row < 0 { return nil }
+            if slot.hash == hash && matches(slot.row) { return slot.row }
+            index = (index + 1) & mask
         }
     }
 
-    /// Adds `row` under `hash` (the caller knows it is absent, or replaces which row a key finds
-    /// by inserting after the old one is no longer wanted: see `replace`).
+    /// Adds `row` under `hash`.
     mutating func insert(_ hash: UInt64, row: Int) {
-        if (count + 1) * 2 > rows.count { grow() }
-        var slot = Int(truncatingIfNeeded: hash) & mask
-        while rows[slot] >= 0 { slot = (slot + 1) & mask }
-        rows[slot] = Int32(row)
-        hashes[slot] = hash
+        if (count + 1) * 2 > slots.count { grow() }
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while slots[index].row >= 0 { index = (index + 1) & mask }
+        slots[index] = Slot(hash: hash, row: row)
         count += 1
     }
 
     /// Points the entry that finds `old` at `new` instead.
     mutating func replace(_ hash: UInt64, old: Int, new: Int) {
-        var slot = Int(truncatingIfNeeded: hash) & mask
-        while rows[slot] >= 0 {
-            if rows[slot] == Int32(old) {
-                rows[slot] = Int32(new)
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while slots[index].row >= 0 {
+            if slots[index].row == old {
+                slots[index].row = new
                 return
             }
-            slot = (slot + 1) & mask
+            index = (index + 1) & mask
         }
     }
 
     private mutating func grow() {
-        let oldRows = rows
-        let oldHashes = hashes
-        rows = Array(repeating: -1, count: oldRows.count * 2)
-        hashes = Array(repeating: 0, count: oldRows.count * 2)
-        mask = rows.count - 1
+        let old = slots
+        slots = Array(repeating: Slot(hash: 0, row: -1), count: old.count * 2)
+        mask = slots.count - 1
         count = 0
-        for slot in 0..<oldRows.count where oldRows[slot] >= 0 {
-            insert(oldHashes[slot], row: Int(oldRows[slot]))
-        }
+        for slot in old where slot.row >= 0 { insert(slot.hash, row: slot.row) }
     }
 }
 
