@@ -21,7 +21,8 @@ let package = Package(
         .target(name: "CNetISRShim"),
         .target(name: "NetISR", dependencies: ["CNetISRShim"]),
         .target(name: "NetISRTesting", dependencies: ["NetISR"]),
-        .target(name: "PacketWire"),
+        .target(name: "CLinuxCapture"),
+        .target(name: "PacketWire", dependencies: ["CLinuxCapture"]),
         .target(name: "FlowMeter", dependencies: ["NetISR", "PacketWire"]),
         .executableTarget(
             name: "netisr",

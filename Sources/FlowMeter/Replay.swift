@@ -76,47 +76,109 @@ public final class Replay: Sendable {
     /// Replays `files` in order. Files that cannot be read, or that are damaged, are reported in
     /// `errors` (records before the damage are counted); the others are processed regardless.
     public func run(files: [String]) throws(NetISRError) -> ReplayResult {
-        var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
-        engineConfiguration.dispatchPolicy = configuration.dispatch
-        engineConfiguration.bindThreads = configuration.bindThreads
-        engineConfiguration.pollMode = configuration.pollMode
-        let engine = try NetISR(configuration: engineConfiguration)
-        let workstreams = engine.workstreamCount
-        let accounts = ReplayAccounts(workstreams: workstreams)
-        let ordering: OrderingPolicy =
-            switch configuration.ordering {
-            case "source": .source
-            case "cpu": .cpu({ packet in packet.flowID.map { .workstream(Int($0 % UInt32(workstreams))) } ?? .none })
-            default: .flow()
-            }
-        let whenFull: QueueFullAction = configuration.dropWhenFull ? .drop : .wait
-        try ReplayRegistration.register(
-            on: engine, accounts: accounts, ordering: ordering, queueLimit: configuration.queueLimit,
-            whenFull: whenFull)
-        let arena = PacketArena(workstreams: workstreams)
-        try engine.start()
-        let clock = ContinuousClock()
-        let started = clock.now
+        let session = try Session(configuration)
         var errors: [ReplayError] = []
-        var state = ReaderState(workstreams: workstreams, sourceIsFlow: configuration.ordering != "source")
+        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         for (index, file) in files.enumerated() {
             if isCancelled { break }
             do {
-                try replay(file, index: index, engine: engine, arena: arena, whenFull: whenFull, state: &state)
+                try replay(file, index: index, session: session, state: &state)
             } catch let error as CaptureError {
                 errors.append(ReplayError(file: file, error: error))
             } catch {
                 errors.append(ReplayError(file: file, error: CaptureError(.io, at: 0, "\(error)")))
             }
         }
-        engine.stop(.drain)
-        arena.drain()
-        let elapsed = clock.now - started
-        return ReplayResult(
-            accounts: accounts, snapshot: engine.snapshot(), errors: errors,
-            elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
-                + UInt64(elapsed.components.attoseconds / 1_000_000_000),
-            cancelled: cancelled.load(ordering: .relaxed))
+        return session.finish(errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed))
+    }
+
+    /// Captures from a live interface until `duration` seconds have passed, `count` frames were
+    /// read, or the replay is cancelled (Ctrl-C); same protocols, accounting and report as for
+    /// files, plus the kernel's drop count. Frames are copied out of the ring, so each block goes
+    /// back to the kernel as soon as its frames are dispatched.
+    public func run(
+        interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), duration: Double? = nil,
+        count: Int? = nil, write: CaptureWriter? = nil
+    ) throws -> ReplayResult {
+        let capture = try LiveCapture(interface: interface, options: options)
+        let session = try Session(configuration)
+        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
+        var clock = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &clock)
+        let deadline = duration.map { Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 + $0 }
+        var seen = 0
+        var writeError: Error?
+        while !isCancelled {
+            if let count, seen >= count { break }
+            if let deadline {
+                clock_gettime(CLOCK_MONOTONIC, &clock)
+                if Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 >= deadline { break }
+            }
+            capture.read(timeoutMilliseconds: 50) { record in
+                if let count, seen >= count { return }
+                seen += 1
+                if let write, writeError == nil {
+                    do {
+                        try write.write(
+                            record.bytes, originalLength: record.originalLength, timestamp: record.timestamp,
+                            linkType: record.linkType)
+                    } catch { writeError = error }
+                }
+                dispatch(record, file: 0, session: session, state: &state)
+            }
+            session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+        }
+        session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+        let kernel = capture.statistics()
+        var errors: [ReplayError] = []
+        if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
+        return session.finish(
+            errors: errors, kernelDrops: Int(kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
+    }
+
+    /// An engine with the replay's protocols registered and started, its accounts and its arena.
+    private final class Session {
+        let engine: NetISR
+        let accounts: ReplayAccounts
+        let arena: PacketArena
+        let whenFull: QueueFullAction
+        let workstreams: Int
+        let started = ContinuousClock.now
+
+        init(_ configuration: ReplayConfiguration) throws(NetISRError) {
+            var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
+            engineConfiguration.dispatchPolicy = configuration.dispatch
+            engineConfiguration.bindThreads = configuration.bindThreads
+            engineConfiguration.pollMode = configuration.pollMode
+            engine = try NetISR(configuration: engineConfiguration)
+            let workstreams = engine.workstreamCount
+            self.workstreams = workstreams
+            accounts = ReplayAccounts(workstreams: workstreams)
+            let ordering: OrderingPolicy =
+                switch configuration.ordering {
+                case "source": .source
+                case "cpu":
+                    .cpu({ packet in packet.flowID.map { .workstream(Int($0 % UInt32(workstreams))) } ?? .none })
+                default: .flow()
+                }
+            whenFull = configuration.dropWhenFull ? .drop : .wait
+            try ReplayRegistration.register(
+                on: engine, accounts: accounts, ordering: ordering, queueLimit: configuration.queueLimit,
+                whenFull: whenFull)
+            arena = PacketArena(workstreams: workstreams)
+            try engine.start()
+        }
+
+        func finish(errors: [ReplayError], kernelDrops: Int?, cancelled: Bool) -> ReplayResult {
+            engine.stop(.drain)
+            arena.drain()
+            let elapsed = ContinuousClock.now - started
+            return ReplayResult(
+                accounts: accounts, snapshot: engine.snapshot(), errors: errors,
+                elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
+                    + UInt64(elapsed.components.attoseconds / 1_000_000_000),
+                cancelled: cancelled, kernelDrops: kernelDrops)
+        }
     }
 
     /// What the reader carries from file to file.
@@ -134,10 +196,9 @@ public final class Replay: Sendable {
         }
     }
 
-    private func replay(
-        _ file: String, index: Int, engine: NetISR, arena: PacketArena, whenFull: QueueFullAction,
-        state: inout ReaderState
-    ) throws {
+    private func replay(_ file: String, index: Int, session: Session, state: inout ReaderState) throws {
+        let engine = session.engine
+        let whenFull = session.whenFull
         let reader = try CaptureReader(path: file)
         var nextProgress = 64 << 20
         var failure: Error?
@@ -145,33 +206,10 @@ public final class Replay: Sendable {
             let read: Int
             do {
                 read = try reader.read(maximum: 256) { record in
-                    let linkType = record.linkType
-                    var flowID: UInt32?
-                    if linkType.isSupported {
-                        PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
-                        if let flow = state.summary.flow {
-                            flowID = state.hasher.symmetricHash(flow, includePorts: false)
-                        }
-                    }
-                    let source = ReplayProtocol.sourceID(linkType: linkType, file: index)
-                    let workstream =
-                        state.sourceIsFlow
-                        ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams))
                     if case .factor(let factor) = configuration.speed {
                         pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
                     }
-                    let packet = arena.packet(record.bytes, releasedBy: workstream) { bytes, owner in
-                        Packet(
-                            bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
-                            flowID: flowID, timestamp: record.timestamp, owner: owner)
-                    }
-                    if let rejected = state.batch.append(packet) {
-                        engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
-                        _ = state.batch.append(rejected)
-                    }
-                    if state.batch.isFull {
-                        engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
-                    }
+                    dispatch(record, file: index, session: session, state: &state)
                 }
             } catch {
                 failure = error
@@ -186,6 +224,36 @@ public final class Replay: Sendable {
         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
         configuration.progress?(index, reader.bytesRead, reader.size)
         if let failure { throw failure }
+    }
+
+    /// Computes a record's flow id (as an RSS NIC would), copies it into the arena and batches it
+    /// for `ether`.
+    @inline(__always)
+    private func dispatch(_ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState) {
+        let linkType = record.linkType
+        var flowID: UInt32?
+        if linkType.isSupported {
+            PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
+            if let flow = state.summary.flow {
+                flowID = state.hasher.symmetricHash(flow, includePorts: false)
+            }
+        }
+        let source = ReplayProtocol.sourceID(linkType: linkType, file: file)
+        let workstream =
+            state.sourceIsFlow
+            ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams))
+        let packet = session.arena.packet(record.bytes, releasedBy: workstream) { bytes, owner in
+            Packet(
+                bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
+                flowID: flowID, timestamp: record.timestamp, owner: owner)
+        }
+        if let rejected = state.batch.append(packet) {
+            session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+            _ = state.batch.append(rejected)
+        }
+        if state.batch.isFull {
+            session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+        }
     }
 
     /// Sleeps until the packet's capture time, scaled, has come (flushing what is batched first).

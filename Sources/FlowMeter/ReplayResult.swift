@@ -27,7 +27,8 @@ public struct ReplayResult: Sendable {
     public let flows: [FlowRecord]
     /// Frames of unsupported link types, by link type.
     public let unsupportedLinkTypes: [UInt32: Int]
-    /// Packets dropped, by reason (engine reasons, plus unsupported link types).
+    /// Packets dropped, by reason (engine reasons, the kernel's for live captures, unsupported link
+    /// types).
     public let drops: [(reason: String, packets: Int)]
     /// The engine's report data.
     public let snapshot: NetISRSnapshot
@@ -40,7 +41,7 @@ public struct ReplayResult: Sendable {
 
     init(
         accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
-        cancelled: Bool
+        cancelled: Bool, kernelDrops: Int? = nil
     ) {
         let all = accounts.all + [accounts.link]
         frames = all.reduce(0) { $0 + $1.frames }
@@ -74,6 +75,7 @@ public struct ReplayResult: Sendable {
             (DropReason.drainedAtUnregister.rawValue, totals.drainedAtUnregister),
             (DropReason.discardedAtStop.rawValue, totals.discardedAtStop),
         ]
+        if let kernelDrops { drops.append(("kernel", kernelDrops)) }
         for (linkType, count) in unsupportedLinkTypes.sorted(by: { $0.key < $1.key }) {
             drops.append(("unsupported-link-type-\(linkType)", count))
         }

@@ -8,7 +8,7 @@ struct NetISRCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "netisr",
         abstract: "A user-space, multi-core packet dispatch service modelled on FreeBSD's netisr.",
-        subcommands: [ReplayCommand.self, Synth.self, Hash.self, Demo.self],
+        subcommands: [ReplayCommand.self, CaptureCommand.self, Synth.self, Hash.self, Demo.self],
         defaultSubcommand: ReplayCommand.self
     )
 }

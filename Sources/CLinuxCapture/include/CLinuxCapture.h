@@ -1,0 +1,56 @@
+// Linux AF_PACKET receive ring (TPACKET_V3) for PacketWire's LiveCapture. The kernel's structs
+// and macros stay in C; Swift sees a small, documented surface.
+#ifndef CLINUX_CAPTURE_H
+#define CLINUX_CAPTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int fd;
+    void *map;
+    size_t map_length;
+    unsigned block_size;
+    unsigned block_count;
+} netisr_ring;
+
+typedef struct {
+    const unsigned char *data;  // the frame from its link-layer header
+    uint32_t captured_length;
+    uint32_t original_length;
+    uint64_t timestamp_ns;
+    uint16_t vlan_tci;
+    uint16_t vlan_tpid;
+    int vlan_valid;             // the kernel stripped a tag into vlan_tci/vlan_tpid
+    int outgoing;               // sent by this host (PACKET_OUTGOING)
+} netisr_frame;
+
+/// Opens an AF_PACKET socket on `interface` with a TPACKET_V3 ring of `block_count` blocks of
+/// `block_size` bytes, blocks retired after `retire_ms`. Returns 0, or an errno value with a
+/// message in `error`.
+int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
+                     unsigned retire_ms, int promiscuous, char *error, size_t error_length);
+
+/// Waits up to `timeout_ms` for block `index` to belong to user space; returns its address or NULL.
+void *netisr_ring_block(netisr_ring *ring, unsigned index, int timeout_ms);
+
+/// The number of packets in a block, and its first packet.
+unsigned netisr_block_packet_count(void *block);
+void *netisr_block_first_packet(void *block);
+
+/// Reads one packet's description; returns the next packet in the block.
+void *netisr_packet_read(void *packet, netisr_frame *frame);
+
+/// Gives a block back to the kernel.
+void netisr_ring_release(void *block);
+
+/// Packets the kernel received and dropped since the last call (PACKET_STATISTICS). Returns 0 or errno.
+int netisr_ring_statistics(netisr_ring *ring, uint64_t *packets, uint64_t *drops);
+
+/// Attaches a classic BPF program (`count` instructions of 8 bytes). Returns 0 or errno.
+int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsigned count);
+
+/// Unmaps and closes.
+void netisr_ring_close(netisr_ring *ring);
+
+#endif

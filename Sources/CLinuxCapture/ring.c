@@ -1,0 +1,143 @@
+// See CLinuxCapture.h. Written for this project from the kernel's packet_mmap documentation.
+#define _GNU_SOURCE
+#include "CLinuxCapture.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
+                     unsigned retire_ms, int promiscuous, char *error, size_t error_length) {
+    memset(ring, 0, sizeof(*ring));
+    ring->fd = -1;
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (fd < 0) {
+        int saved = errno;
+        snprintf(error, error_length, "cannot open a packet socket: %s%s", strerror(saved),
+                 saved == EPERM ? " (needs CAP_NET_RAW: run as root)" : "");
+        return saved;
+    }
+    int version = TPACKET_V3;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0) goto fail_errno;
+    struct tpacket_req3 request;
+    memset(&request, 0, sizeof(request));
+    request.tp_block_size = block_size;
+    request.tp_block_nr = block_count;
+    request.tp_frame_size = 2048;
+    request.tp_frame_nr = (block_size / 2048) * block_count;
+    request.tp_retire_blk_tov = retire_ms;
+    request.tp_feature_req_word = TP_FT_REQ_FILL_RXHASH;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &request, sizeof(request)) != 0) goto fail_errno;
+    size_t length = (size_t)block_size * block_count;
+    void *map = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
+    if (map == MAP_FAILED) map = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) goto fail_errno;
+    unsigned index = if_nametoindex(interface);
+    if (index == 0) {
+        int saved = errno;
+        snprintf(error, error_length, "no interface named %s", interface);
+        munmap(map, length);
+        close(fd);
+        return saved ? saved : ENODEV;
+    }
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = (int)index;
+    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        int saved = errno;
+        snprintf(error, error_length, "cannot bind to %s: %s", interface, strerror(saved));
+        munmap(map, length);
+        close(fd);
+        return saved;
+    }
+    if (promiscuous) {
+        struct packet_mreq membership;
+        memset(&membership, 0, sizeof(membership));
+        membership.mr_ifindex = (int)index;
+        membership.mr_type = PACKET_MR_PROMISC;
+        setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership));
+    }
+    ring->fd = fd;
+    ring->map = map;
+    ring->map_length = length;
+    ring->block_size = block_size;
+    ring->block_count = block_count;
+    return 0;
+fail_errno : {
+    int saved = errno;
+    snprintf(error, error_length, "cannot set up the receive ring: %s", strerror(saved));
+    close(fd);
+    return saved;
+}
+}
+
+void *netisr_ring_block(netisr_ring *ring, unsigned index, int timeout_ms) {
+    struct tpacket_block_desc *block =
+        (struct tpacket_block_desc *)((char *)ring->map + (size_t)index * ring->block_size);
+    if (__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) return block;
+    struct pollfd descriptor = {.fd = ring->fd, .events = POLLIN | POLLERR};
+    poll(&descriptor, 1, timeout_ms);
+    if (__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) return block;
+    return NULL;
+}
+
+unsigned netisr_block_packet_count(void *block) {
+    return ((struct tpacket_block_desc *)block)->hdr.bh1.num_pkts;
+}
+
+void *netisr_block_first_packet(void *block) {
+    struct tpacket_block_desc *descriptor = block;
+    return (char *)block + descriptor->hdr.bh1.offset_to_first_pkt;
+}
+
+void *netisr_packet_read(void *packet, netisr_frame *frame) {
+    struct tpacket3_hdr *header = packet;
+    frame->data = (const unsigned char *)packet + header->tp_mac;
+    frame->captured_length = header->tp_snaplen;
+    frame->original_length = header->tp_len;
+    frame->timestamp_ns = (uint64_t)header->tp_sec * 1000000000ull + header->tp_nsec;
+    frame->vlan_valid = (header->tp_status & TP_STATUS_VLAN_VALID) != 0;
+    frame->vlan_tci = header->hv1.tp_vlan_tci;
+    frame->vlan_tpid = (header->tp_status & TP_STATUS_VLAN_TPID_VALID) ? header->hv1.tp_vlan_tpid : 0x8100;
+    const struct sockaddr_ll *link =
+        (const struct sockaddr_ll *)((const char *)packet + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
+    frame->outgoing = link->sll_pkttype == PACKET_OUTGOING;
+    return (char *)packet + header->tp_next_offset;
+}
+
+void netisr_ring_release(void *block) {
+    struct tpacket_block_desc *descriptor = block;
+    __atomic_store_n(&descriptor->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+}
+
+int netisr_ring_statistics(netisr_ring *ring, uint64_t *packets, uint64_t *drops) {
+    struct tpacket_stats_v3 statistics;
+    socklen_t length = sizeof(statistics);
+    if (getsockopt(ring->fd, SOL_PACKET, PACKET_STATISTICS, &statistics, &length) != 0) return errno;
+    *packets = statistics.tp_packets;
+    *drops = statistics.tp_drops;
+    return 0;
+}
+
+int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsigned count) {
+    struct sock_fprog program = {.len = (unsigned short)count, .filter = (struct sock_filter *)instructions};
+    return setsockopt(ring->fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0 ? 0 : errno;
+}
+
+void netisr_ring_close(netisr_ring *ring) {
+    if (ring->map) munmap(ring->map, ring->map_length);
+    if (ring->fd >= 0) close(ring->fd);
+    ring->map = NULL;
+    ring->fd = -1;
+}

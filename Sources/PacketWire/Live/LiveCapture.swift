@@ -1,0 +1,130 @@
+// LiveCapture: frames from a Linux interface through an AF_PACKET TPACKET_V3 receive ring.
+//
+// The kernel fills blocks of the memory-mapped ring; `read` waits for the next block, hands each
+// of its frames to the caller as a view (valid during the callback) and gives the block back to
+// the kernel afterwards. VLAN tags the kernel stripped into the frame's metadata are put back
+// (as libpcap does) so flows see them; on loopback the outgoing copy of each packet is skipped,
+// again as libpcap does, so every packet is seen once. The C side (CLinuxCapture) keeps the
+// kernel's structs.
+
+import CLinuxCapture
+
+/// Options of the receive ring.
+public struct LiveCaptureOptions: Sendable {
+    /// Bytes per ring block (a power of two, a multiple of the page size).
+    public var blockSize = 1 << 20
+    /// Blocks in the ring.
+    public var blockCount = 32
+    /// A block is handed over after this long even if not full.
+    public var retireMilliseconds = 50
+    /// Put the interface in promiscuous mode.
+    public var promiscuous = false
+
+    /// The defaults: 32 MiB of ring, blocks retired after 50 ms.
+    public init() {}
+}
+
+/// Reads frames from a live Linux interface.
+///
+/// Thread-safety: use from one thread.
+public final class LiveCapture {
+    private var ring = netisr_ring()
+    private var nextBlock: UInt32 = 0
+    private let skipOutgoing: Bool
+    private var scratch = [UInt8](repeating: 0, count: 65_536 + 4)
+    private var lastStatistics: (packets: UInt64, drops: UInt64) = (0, 0)
+    /// The interface.
+    public let interface: String
+
+    /// Opens `interface`. Needs CAP_NET_RAW.
+    public init(interface: String, options: LiveCaptureOptions = LiveCaptureOptions()) throws(CaptureError) {
+        self.interface = interface
+        skipOutgoing = interface == "lo"
+        var message = [CChar](repeating: 0, count: 256)
+        let status = netisr_ring_open(
+            &ring, interface, UInt32(options.blockSize), UInt32(options.blockCount),
+            UInt32(options.retireMilliseconds), options.promiscuous ? 1 : 0, &message, message.count)
+        guard status == 0 else {
+            throw CaptureError(
+                .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+    }
+
+    deinit { netisr_ring_close(&ring) }
+
+    /// Waits up to `timeoutMilliseconds` for a block and calls `body` with each of its frames.
+    ///
+    /// - Returns: how many frames were delivered (0 when the wait timed out).
+    @discardableResult
+    public func read(timeoutMilliseconds: Int32 = 100, _ body: (CaptureRecord) throws -> Void) rethrows -> Int {
+        guard let block = netisr_ring_block(&ring, nextBlock, timeoutMilliseconds) else { return 0 }
+        defer {
+            netisr_ring_release(block)
+            nextBlock = (nextBlock + 1) % ring.block_count
+        }
+        var delivered = 0
+        var packet = netisr_block_first_packet(block)
+        var frame = netisr_frame()
+        for _ in 0..<netisr_block_packet_count(block) {
+            guard let current = packet else { break }
+            packet = netisr_packet_read(current, &frame)
+            if skipOutgoing && frame.outgoing != 0 { continue }
+            let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
+            if frame.vlan_valid != 0, bytes.count >= 12 {
+                try withVLANReinserted(bytes, frame) { tagged in
+                    try body(record(tagged, frame, extra: 4))
+                }
+            } else {
+                try body(record(bytes, frame, extra: 0))
+            }
+            delivered += 1
+        }
+        return delivered
+    }
+
+    /// Packets the kernel dropped (ring full) and received since the capture opened.
+    public func statistics() -> (received: UInt64, dropped: UInt64) {
+        var packets: UInt64 = 0
+        var drops: UInt64 = 0
+        if netisr_ring_statistics(&ring, &packets, &drops) == 0 {
+            lastStatistics.packets += packets
+            lastStatistics.drops += drops
+        }
+        return (lastStatistics.packets, lastStatistics.drops)
+    }
+
+    /// Attaches a classic BPF program (as `tcpdump -dd` prints it: code, jt, jf, k per instruction).
+    public func attachFilter(_ program: [(code: UInt16, jt: UInt8, jf: UInt8, k: UInt32)]) throws(CaptureError) {
+        var bytes: [UInt8] = []
+        for instruction in program {
+            withUnsafeBytes(of: instruction.code) { bytes += $0 }
+            bytes += [instruction.jt, instruction.jf]
+            withUnsafeBytes(of: instruction.k) { bytes += $0 }
+        }
+        let status = bytes.withUnsafeBytes { netisr_ring_attach_filter(&ring, $0.baseAddress, UInt32(program.count)) }
+        guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
+    }
+
+    private func record(_ bytes: UnsafeRawBufferPointer, _ frame: netisr_frame, extra: Int) -> CaptureRecord {
+        CaptureRecord(
+            bytes: bytes, originalLength: Int(frame.original_length) + extra, timestamp: frame.timestamp_ns,
+            linkType: .ethernet, interfaceID: 0, fileOffset: 0)
+    }
+
+    /// The frame with its 802.1Q (or 802.1ad) tag back after the MAC addresses.
+    private func withVLANReinserted<R>(
+        _ bytes: UnsafeRawBufferPointer, _ frame: netisr_frame, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let length = min(bytes.count, scratch.count - 4)
+        return try scratch.withUnsafeMutableBytes { buffer in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<12]))
+            buffer[12] = UInt8(frame.vlan_tpid >> 8)
+            buffer[13] = UInt8(frame.vlan_tpid & 0xFF)
+            buffer[14] = UInt8(frame.vlan_tci >> 8)
+            buffer[15] = UInt8(frame.vlan_tci & 0xFF)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[16..<(length + 4)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[12..<length]))
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<(length + 4)]))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+// `netisr capture`: live traffic from a Linux interface through the engine into the same flow
+// accounting and report as `replay`, with the kernel's drops as their own reason.
+
+import ArgumentParser
+import FlowMeter
+import NetISR
+import PacketWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct CaptureCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capture",
+        abstract: "Capture from a Linux interface (AF_PACKET, TPACKET_V3 ring) into per-flow accounting.",
+        discussion: "Runs until Ctrl-C/SIGTERM, --duration or --count. Needs CAP_NET_RAW (root).")
+
+    @Option(name: [.customShort("i"), .long], help: "The interface.")
+    var interface: String
+
+    @Option(name: .long, help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Option(name: .long, help: "Stop after this many frames.")
+    var count: Int?
+
+    @Option(name: .long, help: "Workstreams (worker threads); default: one per CPU.")
+    var threads: Int?
+
+    @Option(name: .long, help: "Dispatch policy for ip/ip6/arp: direct, hybrid or deferred.")
+    var dispatch: DispatchPolicyArgument = .deferred
+
+    @Option(name: .long, help: "Queue limit per protocol and workstream (0: the engine's default).")
+    var qlimit = 0
+
+    @Flag(name: .long, help: "Drop at full queues (what a live system does) instead of waiting.")
+    var drop = false
+
+    @Flag(name: .long, help: "Put the interface in promiscuous mode.")
+    var promiscuous = false
+
+    @Option(name: .long, help: "Ring blocks of 1 MiB.")
+    var blocks = 32
+
+    @Option(name: .long, help: "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap).")
+    var write: String?
+
+    @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
+    var flows: String?
+
+    @Flag(name: .long, help: "Print one JSON object instead of the report.")
+    var json = false
+
+    func validate() throws {
+        if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
+        if let count, count <= 0 { throw ValidationError("--count must be positive") }
+        guard (1...1024).contains(blocks) else { throw ValidationError("--blocks must be 1…1024") }
+    }
+
+    func run() throws {
+        var configuration = ReplayConfiguration()
+        configuration.threads = threads
+        configuration.dispatch = dispatch.policy
+        configuration.queueLimit = qlimit
+        configuration.dropWhenFull = drop
+        configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
+        signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
+        var options = LiveCaptureOptions()
+        options.promiscuous = promiscuous
+        options.blockCount = blocks
+        let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
+        let result: ReplayResult
+        do {
+            result = try Replay(configuration).run(
+                interface: interface, options: options, duration: duration, count: count, write: writer)
+        } catch let error as CaptureError {
+            standardError("netisr: \(error.message)")
+            throw ExitCode(1)
+        }
+        try writer?.close()
+        if let flows {
+            try writeFile(
+                flows, flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result))
+        }
+        print(json ? ReplayReport.json(result) : ReplayReport.text(result), terminator: json ? "\n" : "")
+    }
+}
