@@ -3,6 +3,10 @@
 #include "CLinuxCapture.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
@@ -133,6 +137,61 @@ int netisr_ring_statistics(netisr_ring *ring, uint64_t *packets, uint64_t *drops
 int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsigned count) {
     struct sock_fprog program = {.len = (unsigned short)count, .filter = (struct sock_filter *)instructions};
     return setsockopt(ring->fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) == 0 ? 0 : errno;
+}
+
+// The parts of libpcap's API the filter compiler uses, declared here so libpcap is not needed to build.
+struct netisr_bpf_program {
+    unsigned int bf_len;
+    void *bf_insns;
+};
+typedef void *(*netisr_pcap_open_dead_fn)(int, int);
+typedef int (*netisr_pcap_compile_fn)(void *, struct netisr_bpf_program *, const char *, int, unsigned int);
+typedef char *(*netisr_pcap_geterr_fn)(void *);
+typedef void (*netisr_pcap_freecode_fn)(struct netisr_bpf_program *);
+typedef void (*netisr_pcap_close_fn)(void *);
+
+int netisr_compile_filter(const char *expression, int link_type, int snap_length, void **instructions,
+                          unsigned *count, char *error, size_t error_length) {
+    static const char *names[] = {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"};
+    void *library = NULL;
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]) && !library; i++) library = dlopen(names[i], RTLD_NOW);
+    if (!library) {
+        snprintf(error, error_length, "filters need libpcap, which is not installed (Debian: apt-get install libpcap0.8)");
+        return -1;
+    }
+    netisr_pcap_open_dead_fn open_dead = (netisr_pcap_open_dead_fn)dlsym(library, "pcap_open_dead");
+    netisr_pcap_compile_fn compile = (netisr_pcap_compile_fn)dlsym(library, "pcap_compile");
+    netisr_pcap_geterr_fn geterr = (netisr_pcap_geterr_fn)dlsym(library, "pcap_geterr");
+    netisr_pcap_freecode_fn freecode = (netisr_pcap_freecode_fn)dlsym(library, "pcap_freecode");
+    netisr_pcap_close_fn close_handle = (netisr_pcap_close_fn)dlsym(library, "pcap_close");
+    if (!open_dead || !compile || !geterr || !freecode || !close_handle) {
+        snprintf(error, error_length, "the installed libpcap lacks pcap_compile");
+        dlclose(library);
+        return -1;
+    }
+    void *handle = open_dead(link_type, snap_length);
+    struct netisr_bpf_program program = {0, NULL};
+    if (!handle || compile(handle, &program, expression, 1, 0xffffffffu) != 0) {
+        snprintf(error, error_length, "bad filter \"%s\": %s", expression, handle ? geterr(handle) : "libpcap failed");
+        if (handle) close_handle(handle);
+        dlclose(library);
+        return -1;
+    }
+    *count = program.bf_len;
+    *instructions = malloc((size_t)program.bf_len * 8);
+    if (*instructions) memcpy(*instructions, program.bf_insns, (size_t)program.bf_len * 8);
+    freecode(&program);
+    close_handle(handle);
+    dlclose(library);
+    return *instructions ? 0 : -1;
+}
+
+int netisr_enter_network_namespace(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int status = setns(fd, CLONE_NEWNET) == 0 ? 0 : errno;
+    close(fd);
+    return status;
 }
 
 void netisr_ring_close(netisr_ring *ring) {

@@ -97,10 +97,11 @@ public final class Replay: Sendable {
     /// files, plus the kernel's drop count. Frames are copied out of the ring, so each block goes
     /// back to the kernel as soon as its frames are dispatched.
     public func run(
-        interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), duration: Double? = nil,
-        count: Int? = nil, write: CaptureWriter? = nil
+        interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), filter: String? = nil,
+        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil
     ) throws -> ReplayResult {
         let capture = try LiveCapture(interface: interface, options: options)
+        if let filter { try capture.attachFilter(filter) }
         let session = try Session(configuration)
         var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         var clock = timespec()

@@ -19,6 +19,9 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: [.customShort("i"), .long], help: "The interface.")
     var interface: String
 
+    @Argument(help: "A filter in tcpdump's syntax, e.g. 'tcp port 443' (compiled with libpcap, loaded at run time).")
+    var filter: [String] = []
+
     @Option(name: .long, help: "Stop after this many seconds.")
     var duration: Double?
 
@@ -74,7 +77,8 @@ struct CaptureCommand: ParsableCommand {
         let result: ReplayResult
         do {
             result = try Replay(configuration).run(
-                interface: interface, options: options, duration: duration, count: count, write: writer)
+                interface: interface, options: options, filter: filter.isEmpty ? nil : filter.joined(separator: " "),
+                duration: duration, count: count, write: writer)
         } catch let error as CaptureError {
             standardError("netisr: \(error.message)")
             throw ExitCode(1)

@@ -50,6 +50,15 @@ int netisr_ring_statistics(netisr_ring *ring, uint64_t *packets, uint64_t *drops
 /// Attaches a classic BPF program (`count` instructions of 8 bytes). Returns 0 or errno.
 int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsigned count);
 
+/// Compiles a filter in tcpdump's syntax for `link_type` frames with libpcap, loaded at run time
+/// (no build dependency). On success returns 0 and a malloc'd program of `*count` 8-byte
+/// instructions in `*instructions` (free it); otherwise -1 and a message in `error`.
+int netisr_compile_filter(const char *expression, int link_type, int snap_length, void **instructions,
+                          unsigned *count, char *error, size_t error_length);
+
+/// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME). Returns 0 or errno.
+int netisr_enter_network_namespace(const char *path);
+
 /// Unmaps and closes.
 void netisr_ring_close(netisr_ring *ring);
 

@@ -9,6 +9,10 @@
 
 import CLinuxCapture
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Options of the receive ring.
 public struct LiveCaptureOptions: Sendable {
     /// Bytes per ring block (a power of two, a multiple of the page size).
@@ -82,6 +86,16 @@ public final class LiveCapture {
         return delivered
     }
 
+    /// Moves the calling thread (only) into the named network namespace (`ip netns add NAME`), so a
+    /// capture opened afterwards on this thread sees that namespace's interfaces.
+    public static func enterNetworkNamespace(named name: String) throws(CaptureError) {
+        let status = netisr_enter_network_namespace("/var/run/netns/\(name)")
+        guard status == 0 else {
+            throw CaptureError(
+                .io, at: 0, "cannot enter network namespace \(name): \(String(cString: strerror(status)))")
+        }
+    }
+
     /// Packets the kernel dropped (ring full) and received since the capture opened.
     public func statistics() -> (received: UInt64, dropped: UInt64) {
         var packets: UInt64 = 0
@@ -91,6 +105,23 @@ public final class LiveCapture {
             lastStatistics.drops += drops
         }
         return (lastStatistics.packets, lastStatistics.drops)
+    }
+
+    /// Attaches a filter in tcpdump's syntax (`tcp port 443`), compiled by libpcap loaded at run
+    /// time; a clear error when libpcap is missing or the expression is wrong.
+    public func attachFilter(_ expression: String) throws(CaptureError) {
+        var instructions: UnsafeMutableRawPointer?
+        var count: UInt32 = 0
+        var message = [CChar](repeating: 0, count: 512)
+        guard netisr_compile_filter(expression, 1, 262_144, &instructions, &count, &message, message.count) == 0,
+            let instructions
+        else {
+            throw CaptureError(
+                .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { free(instructions) }
+        let status = netisr_ring_attach_filter(&ring, instructions, count)
+        guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
     }
 
     /// Attaches a classic BPF program (as `tcpdump -dd` prints it: code, jt, jf, k per instruction).
