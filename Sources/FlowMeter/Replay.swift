@@ -96,25 +96,40 @@ public final class Replay: Sendable {
     /// read, or the replay is cancelled (Ctrl-C); same protocols, accounting and report as for
     /// files, plus the kernel's drop count. Frames are copied out of the ring, so each block goes
     /// back to the kernel as soon as its frames are dispatched.
+    ///
+    /// - Parameters:
+    ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
+    ///     delay per protocol) on this address while capturing.
+    ///   - liveView: called from the reader thread every `interval` seconds with the state so far.
     public func run(
         interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), filter: String? = nil,
-        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil
+        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil,
+        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil
     ) throws -> ReplayResult {
         let capture = try LiveCapture(interface: interface, options: options)
         if let filter { try capture.attachFilter(filter) }
-        let session = try Session(configuration)
+        let session = try Session(configuration, measureDelays: true)
+        let status = LiveStatus()
+        let server = try metrics.map { endpoint in
+            try MetricsServer(host: endpoint.host, port: endpoint.port) {
+                [engine = session.engine, accounts = session.accounts] in
+                PrometheusExposition.render(
+                    engine.snapshot(), kernel: status.kernel, delays: accounts.delays?.snapshot() ?? [],
+                    frames: status.frames.load(ordering: .relaxed))
+            }
+        }
+        defer { server?.stop() }
         var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
-        var clock = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &clock)
-        let deadline = duration.map { Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 + $0 }
+        let started = LiveStatus.seconds()
+        let deadline = duration.map { started + $0 }
+        var nextView = started + (liveView?.interval ?? .infinity)
+        var talkers = FlowTable()
         var seen = 0
         var writeError: Error?
         while !isCancelled {
             if let count, seen >= count { break }
-            if let deadline {
-                clock_gettime(CLOCK_MONOTONIC, &clock)
-                if Double(clock.tv_sec) + Double(clock.tv_nsec) / 1e9 >= deadline { break }
-            }
+            let now = LiveStatus.seconds()
+            if let deadline, now >= deadline { break }
             capture.read(timeoutMilliseconds: 50) { record in
                 if let count, seen >= count { return }
                 seen += 1
@@ -126,15 +141,31 @@ public final class Replay: Sendable {
                     } catch { writeError = error }
                 }
                 dispatch(record, file: 0, session: session, state: &state)
+                if liveView != nil, let flow = state.summary.flow {
+                    talkers.count(
+                        flow, vlan: nil, wireLength: record.originalLength, timestamp: record.timestamp, tcpFlags: 0,
+                        workstream: 0)
+                }
             }
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+            status.frames.store(seen, ordering: .relaxed)
+            status.update(capture.statistics())
+            if let liveView, now >= nextView {
+                nextView = now + liveView.interval
+                let top = talkers.records.sorted { $0.bytes > $1.bytes }.prefix(5).map { $0 }
+                liveView.report(
+                    LiveView.Frame(
+                        elapsed: now - started, frames: seen, kernel: status.kernel,
+                        snapshot: session.engine.snapshot(),
+                        topFlows: top))
+            }
         }
         session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
-        let kernel = capture.statistics()
+        status.update(capture.statistics())
         var errors: [ReplayError] = []
         if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
         return session.finish(
-            errors: errors, kernelDrops: Int(kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
+            errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
@@ -146,7 +177,7 @@ public final class Replay: Sendable {
         let workstreams: Int
         let started = ContinuousClock.now
 
-        init(_ configuration: ReplayConfiguration) throws(NetISRError) {
+        init(_ configuration: ReplayConfiguration, measureDelays: Bool = false) throws(NetISRError) {
             var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
             engineConfiguration.dispatchPolicy = configuration.dispatch
             engineConfiguration.bindThreads = configuration.bindThreads
@@ -154,7 +185,7 @@ public final class Replay: Sendable {
             engine = try NetISR(configuration: engineConfiguration)
             let workstreams = engine.workstreamCount
             self.workstreams = workstreams
-            accounts = ReplayAccounts(workstreams: workstreams)
+            accounts = ReplayAccounts(workstreams: workstreams, measureDelays: measureDelays)
             let ordering: OrderingPolicy =
                 switch configuration.ordering {
                 case "source": .source

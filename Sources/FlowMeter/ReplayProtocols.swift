@@ -32,8 +32,11 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
     let workstreams: UnsafeMutablePointer<TrafficAccounts>
     let count: Int
     var link = TrafficAccounts()
+    /// Queueing delays, recorded in live mode only (a file's timestamps are history).
+    let delays: DelayHistogram?
 
-    init(workstreams: Int) {
+    init(workstreams: Int, measureDelays: Bool = false) {
+        delays = measureDelays ? DelayHistogram(workstreams: workstreams) : nil
         count = workstreams
         self.workstreams = .allocate(capacity: workstreams)
         self.workstreams.initialize(repeating: TrafficAccounts(), count: workstreams)
@@ -92,27 +95,35 @@ enum ReplayRegistration {
                 }
                 flush(engine, forwarder, whenFull)
             })
-        let handler: PacketHandler = { burst in
-            let workstream = burst.workstreamID
-            var summary = PacketSummary()
-            while let packet = burst.next() {
-                PacketParser.parse(packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &summary)
-                accounts.workstreams[workstream].account(
-                    summary, wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
-                    timestamp: packet.timestamp, workstream: workstream)
+        func handler(_ protocolIndex: Int) -> PacketHandler {
+            { burst in
+                let workstream = burst.workstreamID
+                let now = accounts.delays == nil ? 0 : DelayHistogram.now()
+                var summary = PacketSummary()
+                while let packet = burst.next() {
+                    accounts.delays?.record(
+                        workstream: workstream, protocol: protocolIndex, captured: packet.timestamp, now: now)
+                    PacketParser.parse(packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &summary)
+                    accounts.workstreams[workstream].account(
+                        summary, wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
+                        timestamp: packet.timestamp, workstream: workstream)
+                }
             }
         }
         try engine.register(
             ProtocolRegistration(
-                name: "ip", number: ReplayProtocol.ip, queueLimit: queueLimit, ordering: ordering, handler: handler))
+                name: "ip", number: ReplayProtocol.ip, queueLimit: queueLimit, ordering: ordering, handler: handler(0)))
         try engine.register(
             ProtocolRegistration(
-                name: "ip6", number: ReplayProtocol.ip6, queueLimit: queueLimit, ordering: ordering, handler: handler))
+                name: "ip6", number: ReplayProtocol.ip6, queueLimit: queueLimit, ordering: ordering, handler: handler(1)
+            ))
         try engine.register(
             ProtocolRegistration(name: "arp", number: ReplayProtocol.arp, queueLimit: queueLimit, ordering: ordering) {
                 burst in
                 let workstream = burst.workstreamID
+                let now = accounts.delays == nil ? 0 : DelayHistogram.now()
                 while let packet = burst.next() {
+                    accounts.delays?.record(workstream: workstream, protocol: 2, captured: packet.timestamp, now: now)
                     accounts.workstreams[workstream].countFrame(
                         wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
                         timestamp: packet.timestamp)

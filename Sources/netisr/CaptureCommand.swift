@@ -55,10 +55,29 @@ struct CaptureCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the report.")
     var json = false
 
+    @Flag(name: .long, help: "Show live statistics while capturing (a table on a terminal, a line otherwise).")
+    var stats = false
+
+    @Option(name: .long, help: "Seconds between live statistics.")
+    var interval = 1.0
+
+    @Option(name: .long, help: "Serve Prometheus metrics at http://HOST:PORT/metrics (loopback unless told otherwise).")
+    var metrics: String?
+
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
         if let count, count <= 0 { throw ValidationError("--count must be positive") }
         guard (1...1024).contains(blocks) else { throw ValidationError("--blocks must be 1…1024") }
+        guard interval > 0 else { throw ValidationError("--interval must be positive") }
+        if let metrics, metricsEndpoint(metrics) == nil {
+            throw ValidationError("--metrics takes HOST:PORT (IPv4), e.g. 127.0.0.1:9464")
+        }
+    }
+
+    func metricsEndpoint(_ text: String) -> (host: String, port: UInt16)? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
+        return (String(parts[0]), port)
     }
 
     func run() throws {
@@ -78,9 +97,13 @@ struct CaptureCommand: ParsableCommand {
         do {
             result = try Replay(configuration).run(
                 interface: interface, options: options, filter: filter.isEmpty ? nil : filter.joined(separator: " "),
-                duration: duration, count: count, write: writer)
+                duration: duration, count: count, write: writer, metrics: metrics.flatMap(metricsEndpoint),
+                liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil)
         } catch let error as CaptureError {
             standardError("netisr: \(error.message)")
+            throw ExitCode(1)
+        } catch let error as MetricsError {
+            standardError("netisr: \(error)")
             throw ExitCode(1)
         }
         try writer?.close()

@@ -1,0 +1,65 @@
+// The live view of `netisr capture --stats`: on a terminal, a table redrawn in place every
+// interval (per-workstream × protocol packet rates, queue lengths and watermarks, drops by
+// reason, top flows); otherwise one line per interval, for logs.
+
+import FlowMeter
+import NetISR
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+final class LiveStatisticsView: Sendable {
+    private let interface: String
+    private let interval: Double
+    private let terminal = isatty(1) == 1
+    private let previous = Mutex<(handled: [String: Int], frames: Int, elapsed: Double)>(([:], 0, 0))
+
+    init(interface: String, interval: Double) {
+        self.interface = interface
+        self.interval = interval
+    }
+
+    var view: LiveView { LiveView(interval: interval) { frame in self.draw(frame) } }
+
+    private func draw(_ frame: LiveView.Frame) {
+        let (last, lastFrames, lastElapsed) = previous.withLock { $0 }
+        let span = max(frame.elapsed - lastElapsed, 1e-6)
+        let framesPerSecond = Double(frame.frames - lastFrames) / span
+        var handled: [String: Int] = [:]
+        for row in frame.snapshot.work { handled["\(row.workstream)/\(row.name)"] = row.handled }
+        previous.withLock { $0 = (handled, frame.frames, frame.elapsed) }
+        let totals = frame.snapshot.totals
+        if !terminal {
+            print(
+                "t=\(Int(frame.elapsed))s frames=\(frame.frames) fps=\(Int(framesPerSecond)) kernel-received=\(frame.kernel.received) "
+                    + "kernel-dropped=\(frame.kernel.dropped) queue-drops=\(totals.queueDrops) queued-now=\(totals.stillQueued)"
+            )
+            return
+        }
+        var out = "\u{1B}[H\u{1B}[2J"
+        out +=
+            "netisr capture on \(interface): \(Int(frame.elapsed)) s, \(frame.frames) frames, \(Int(framesPerSecond)) frames/s\n"
+        out += "kernel: received \(frame.kernel.received), dropped \(frame.kernel.dropped)\n\n"
+        out += "WSID Name        pkts/s     Len   WMark    QDrops\n"
+        for row in frame.snapshot.work where row.name != "ether" {
+            let rate = Double(row.handled - (last["\(row.workstream)/\(row.name)"] ?? 0)) / span
+            out +=
+                pad(String(row.workstream), 4) + " " + pad(row.name, 6, left: true) + pad(String(Int(rate)), 11)
+                + pad(String(row.length), 8) + pad(String(row.watermark), 8) + pad(String(row.queueDrops), 10) + "\n"
+        }
+        out +=
+            "\ndrops: queue-full \(totals.queueDrops), no-handler \(totals.noHandlerDrops), kernel \(frame.kernel.dropped)\n"
+        out += "\ntop flows by bytes:\n"
+        for flow in frame.topFlows {
+            out += "  \(flow.key)  \(flow.packets) packets  \(flow.bytes) bytes\n"
+        }
+        print(out, terminator: "")
+    }
+
+    private func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return left ? text + padding : padding + text
+    }
+}
