@@ -23,17 +23,14 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     private var issued: [Int]
     private var current = 0
     private var used = 0
-    let owners: [ArenaOwner]
-    /// The owners again, handed out without reference counting (see NetISR's UnretainedArray).
-    private let unretainedOwners: [Unmanaged<ArenaOwner>]
+    let owners: ReleaseCounters
 
     init(chunks: Int = 8, workstreams: Int) {
         chunkCount = chunks
         memory = .allocate(byteCount: chunks * Self.chunkSize, alignment: 64)
         issued = Array(repeating: 0, count: chunks)
-        owners = (0..<workstreams).map { _ in ArenaOwner(chunks: chunks) }
-        unretainedOwners = owners.map { Unmanaged.passUnretained($0) }
-        for owner in owners { owner.arenaBase = UnsafeRawPointer(memory) }
+        owners = ReleaseCounters(
+            workstreams: workstreams, regions: chunks, regionSize: Self.chunkSize, base: UnsafeRawPointer(memory))
     }
 
     deinit { memory.deallocate() }
@@ -45,10 +42,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         _ bytes: UnsafeRawBufferPointer, releasedBy workstream: Int,
         _ make: (UnsafeRawBufferPointer, PacketOwner) -> Packet
     ) -> Packet {
-        let copy = copy(bytes)
-        var made: Packet?
-        unretainedOwners[workstream]._withUnsafeGuaranteedRef { made = make(copy, $0) }
-        return made.take()!
+        owners.packet(copy(bytes), releasedBy: workstream, make)
     }
 
     private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
@@ -65,17 +59,13 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         return UnsafeRawBufferPointer(start: destination, count: count)
     }
 
-    private func released(_ chunk: Int) -> Int {
-        owners.reduce(0) { $0 + $1.released(chunk) }
-    }
-
     private func waitUntilFree(_ chunk: Int) {
         var spins = 0
-        while released(chunk) != issued[chunk] {
+        while owners.released(chunk) != issued[chunk] {
             spins += 1
             if spins < 1_000 { sched_yield() } else { usleep(50) }
         }
-        for owner in owners { owner.reset(chunk) }
+        owners.reset(chunk)
         issued[chunk] = 0
     }
 
@@ -85,31 +75,64 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     }
 }
 
-/// Counts releases per chunk for one workstream.
-/// (`@unchecked Sendable`: the counters are atomics and `arenaBase` is set once, before use.)
-final class ArenaOwner: PacketOwner, @unchecked Sendable {
-    private let counts: UnsafeMutablePointer<Atomic<Int>>
-    private let chunks: Int
-    var arenaBase: UnsafeRawPointer?
+/// Release counts of packets whose bytes lie in a memory area cut into equal regions (arena
+/// chunks, capture-ring blocks), one PacketOwner per workstream so each worker counts on its own
+/// cache lines.
+final class ReleaseCounters: @unchecked Sendable {  // unchecked: immutable after init; counters are atomic
+    private let owners: [RegionOwner]
+    /// The owners again, handed out without reference counting (see NetISR's UnretainedArray).
+    private let unretained: [Unmanaged<RegionOwner>]
 
-    init(chunks: Int) {
-        self.chunks = chunks
-        counts = .allocate(capacity: chunks)
-        for index in 0..<chunks { (counts + index).initialize(to: Atomic(0)) }
+    init(workstreams: Int, regions: Int, regionSize: Int, base: UnsafeRawPointer) {
+        owners = (0..<workstreams).map { _ in RegionOwner(regions: regions, regionSize: regionSize, base: base) }
+        unretained = owners.map { Unmanaged.passUnretained($0) }
+    }
+
+    /// Makes a packet over `bytes` that workstream `workstream`'s owner will count.
+    @inline(__always)
+    func packet(
+        _ bytes: UnsafeRawBufferPointer, releasedBy workstream: Int,
+        _ make: (UnsafeRawBufferPointer, PacketOwner) -> Packet
+    ) -> Packet {
+        var made: Packet?
+        unretained[workstream]._withUnsafeGuaranteedRef { made = make(bytes, $0) }
+        return made.take()!
+    }
+
+    /// Packets released from `region`, over all workstreams.
+    func released(_ region: Int) -> Int { owners.reduce(0) { $0 + $1.released(region) } }
+
+    /// Zeroes `region`'s counts (when it is reused).
+    func reset(_ region: Int) { for owner in owners { owner.reset(region) } }
+}
+
+/// Counts releases per region for one workstream.
+/// (`@unchecked Sendable`: the counters are atomics; the rest is immutable.)
+final class RegionOwner: PacketOwner, @unchecked Sendable {
+    private let counts: UnsafeMutablePointer<Atomic<Int>>
+    private let regions: Int
+    private let regionSize: Int
+    private let base: UnsafeRawPointer
+
+    init(regions: Int, regionSize: Int, base: UnsafeRawPointer) {
+        self.regions = regions
+        self.regionSize = regionSize
+        self.base = base
+        counts = .allocate(capacity: regions)
+        for index in 0..<regions { (counts + index).initialize(to: Atomic(0)) }
     }
 
     deinit {
-        counts.deinitialize(count: chunks)
+        counts.deinitialize(count: regions)
         counts.deallocate()
     }
 
     override func release(_ bytes: UnsafeRawBufferPointer) {
-        guard let start = bytes.baseAddress, let arenaBase else { return }
-        let chunk = (start - arenaBase) / PacketArena.chunkSize
-        counts[chunk].wrappingAdd(1, ordering: .releasing)
+        guard let start = bytes.baseAddress else { return }
+        counts[(start - base) / regionSize].wrappingAdd(1, ordering: .releasing)
     }
 
-    func released(_ chunk: Int) -> Int { counts[chunk].load(ordering: .acquiring) }
+    func released(_ region: Int) -> Int { counts[region].load(ordering: .acquiring) }
 
-    func reset(_ chunk: Int) { counts[chunk].store(0, ordering: .relaxed) }
+    func reset(_ region: Int) { counts[region].store(0, ordering: .relaxed) }
 }

@@ -94,8 +94,9 @@ public final class Replay: Sendable {
 
     /// Captures from a live interface until `duration` seconds have passed, `count` frames were
     /// read, or the replay is cancelled (Ctrl-C); same protocols, accounting and report as for
-    /// files, plus the kernel's drop count. Frames are copied out of the ring, so each block goes
-    /// back to the kernel as soon as its frames are dispatched.
+    /// files, plus the kernel's drop count. Zero-copy: packets point into the ring, and a block
+    /// goes back to the kernel only when every packet taken from it has been handled or dropped
+    /// (frames rebuilt with their VLAN tag are copied to the arena instead).
     ///
     /// - Parameters:
     ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
@@ -109,6 +110,21 @@ public final class Replay: Sendable {
         let capture = try LiveCapture(interface: interface, options: options)
         if let filter { try capture.attachFilter(filter) }
         let session = try Session(configuration, measureDelays: true)
+        let ring = ReleaseCounters(
+            workstreams: session.workstreams, regions: capture.blockCount, regionSize: capture.blockSize,
+            base: capture.ringBase)
+        // Packets point into the capture's mapping and count through `ring`: both must outlive them.
+        return try withExtendedLifetime((capture, ring)) {
+            try live(
+                capture, ring, session, duration: duration, count: count, write: write, metrics: metrics,
+                liveView: liveView)
+        }
+    }
+
+    private func live(
+        _ capture: LiveCapture, _ ring: ReleaseCounters, _ session: Session, duration: Double?, count: Int?,
+        write: CaptureWriter?, metrics: (host: String, port: UInt16)?, liveView: LiveView?
+    ) throws -> ReplayResult {
         let status = LiveStatus()
         let server = try metrics.map { endpoint in
             try MetricsServer(host: endpoint.host, port: endpoint.port) {
@@ -126,11 +142,21 @@ public final class Replay: Sendable {
         var talkers = FlowTable()
         var seen = 0
         var writeError: Error?
+        /// Blocks read and not yet given back, oldest first, with the packets taken from each.
+        var held: [(block: Int, issued: Int)] = []
         while !isCancelled {
             if let count, seen >= count { break }
             let now = LiveStatus.seconds()
             if let deadline, now >= deadline { break }
-            capture.read(timeoutMilliseconds: 50) { record in
+            var issued = 0
+            // Held blocks are a contiguous run ending just before the next block to read: with
+            // all of them held, the next one is the oldest held, still ours — wait for releases.
+            guard held.count < capture.blockCount else {
+                releaseFinishedBlocks(&held, ring, capture)
+                usleep(100)
+                continue
+            }
+            let read = capture.readKeepingBlock(timeoutMilliseconds: 50) { record, inRing in
                 if let count, seen >= count { return }
                 seen += 1
                 if let write, writeError == nil {
@@ -140,7 +166,8 @@ public final class Replay: Sendable {
                             linkType: record.linkType)
                     } catch { writeError = error }
                 }
-                dispatch(record, file: 0, session: session, state: &state)
+                if inRing { issued += 1 }
+                dispatch(record, file: 0, session: session, state: &state, inPlace: inRing ? ring : nil)
                 if liveView != nil, let flow = state.summary.flow {
                     talkers.count(
                         flow, vlan: nil, wireLength: record.originalLength, timestamp: record.timestamp, tcpFlags: 0,
@@ -148,6 +175,8 @@ public final class Replay: Sendable {
                 }
             }
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+            if let read { held.append((read.block, issued)) }
+            releaseFinishedBlocks(&held, ring, capture)
             status.frames.store(seen, ordering: .relaxed)
             status.update(capture.statistics())
             if let liveView, now >= nextView {
@@ -164,8 +193,22 @@ public final class Replay: Sendable {
         status.update(capture.statistics())
         var errors: [ReplayError] = []
         if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
-        return session.finish(
+        let result = session.finish(
             errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
+        // The engine has stopped and drained: every packet is released; the blocks can go back.
+        for entry in held { capture.release(block: entry.block) }
+        return result
+    }
+
+    /// Gives back, oldest first, the held blocks whose packets have all been released.
+    private func releaseFinishedBlocks(
+        _ held: inout [(block: Int, issued: Int)], _ ring: ReleaseCounters, _ capture: LiveCapture
+    ) {
+        while let oldest = held.first, ring.released(oldest.block) == oldest.issued {
+            ring.reset(oldest.block)
+            capture.release(block: oldest.block)
+            held.removeFirst()
+        }
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
@@ -261,7 +304,10 @@ public final class Replay: Sendable {
     /// Computes a record's flow id (as an RSS NIC would), copies it into the arena and batches it
     /// for `ether`.
     @inline(__always)
-    private func dispatch(_ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState) {
+    private func dispatch(
+        _ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState,
+        inPlace ring: ReleaseCounters? = nil
+    ) {
         let linkType = record.linkType
         var flowID: UInt32?
         if linkType.isSupported {
@@ -274,10 +320,16 @@ public final class Replay: Sendable {
         let workstream =
             state.sourceIsFlow
             ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams))
-        let packet = session.arena.packet(record.bytes, releasedBy: workstream) { bytes, owner in
+        let make = { (bytes: UnsafeRawBufferPointer, owner: PacketOwner) in
             Packet(
                 bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
                 flowID: flowID, timestamp: record.timestamp, owner: owner)
+        }
+        let packet: Packet
+        if let ring {
+            packet = ring.packet(record.bytes, releasedBy: workstream, make)
+        } else {
+            packet = session.arena.packet(record.bytes, releasedBy: workstream, make)
         }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

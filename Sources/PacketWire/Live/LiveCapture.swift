@@ -56,16 +56,40 @@ public final class LiveCapture {
 
     deinit { netisr_ring_close(&ring) }
 
-    /// Waits up to `timeoutMilliseconds` for a block and calls `body` with each of its frames.
+    /// The ring's memory: a frame whose bytes lie here belongs to block
+    /// `(address - ringBase) / blockSize` (see `readKeepingBlock`).
+    public var ringBase: UnsafeRawPointer { UnsafeRawPointer(ring.map) }
+    /// Bytes per block.
+    public var blockSize: Int { Int(ring.block_size) }
+    /// Blocks in the ring.
+    public var blockCount: Int { Int(ring.block_count) }
+
+    /// Waits up to `timeoutMilliseconds` for a block and calls `body` with each of its frames,
+    /// then gives the block back to the kernel.
     ///
     /// - Returns: how many frames were delivered (0 when the wait timed out).
     @discardableResult
     public func read(timeoutMilliseconds: Int32 = 100, _ body: (CaptureRecord) throws -> Void) rethrows -> Int {
-        guard let block = netisr_ring_block(&ring, nextBlock, timeoutMilliseconds) else { return 0 }
-        defer {
-            netisr_ring_release(block)
-            nextBlock = (nextBlock + 1) % ring.block_count
-        }
+        guard
+            let (index, delivered) = try readKeepingBlock(
+                timeoutMilliseconds: timeoutMilliseconds, { record, _ in try body(record) })
+        else { return 0 }
+        release(block: index)
+        return delivered
+    }
+
+    /// Like `read`, but the block stays the caller's — its frames' bytes stay valid — until
+    /// `release(block:)`; `body` learns whether each record's bytes lie in the ring (false for a
+    /// frame rebuilt with its VLAN tag, valid only during the call). Blocks must be released in
+    /// the order they were read; until then the kernel skips them (and counts drops when full).
+    ///
+    /// - Returns: the block's index and how many frames were delivered; nil when the wait timed out.
+    public func readKeepingBlock(
+        timeoutMilliseconds: Int32 = 100, _ body: (CaptureRecord, _ inRing: Bool) throws -> Void
+    ) rethrows -> (block: Int, frames: Int)? {
+        guard let block = netisr_ring_block(&ring, nextBlock, timeoutMilliseconds) else { return nil }
+        let index = Int(nextBlock)
+        nextBlock = (nextBlock + 1) % ring.block_count
         var delivered = 0
         var packet = netisr_block_first_packet(block)
         var frame = netisr_frame()
@@ -76,14 +100,19 @@ public final class LiveCapture {
             let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
             if frame.vlan_valid != 0, bytes.count >= 12 {
                 try withVLANReinserted(bytes, frame) { tagged in
-                    try body(record(tagged, frame, extra: 4))
+                    try body(record(tagged, frame, extra: 4), false)
                 }
             } else {
-                try body(record(bytes, frame, extra: 0))
+                try body(record(bytes, frame, extra: 0), true)
             }
             delivered += 1
         }
-        return delivered
+        return (index, delivered)
+    }
+
+    /// Gives block `block` back to the kernel.
+    public func release(block: Int) {
+        netisr_ring_release(UnsafeMutableRawPointer(ring.map) + block * Int(ring.block_size))
     }
 
     /// Moves the calling thread (only) into the named network namespace (`ip netns add NAME`), so a
