@@ -186,6 +186,11 @@ int netisr_compile_filter(const char *expression, int link_type, int snap_length
     return *instructions ? 0 : -1;
 }
 
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned group) {
+    int value = (int)((group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16));
+    return setsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, sizeof(value)) == 0 ? 0 : errno;
+}
+
 int netisr_enter_network_namespace(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno;

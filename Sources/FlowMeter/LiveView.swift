@@ -38,19 +38,45 @@ public struct LiveView: Sendable {
     }
 }
 
-/// Counters the reader thread publishes for other threads.
-final class LiveStatus: Sendable {
-    let frames = Atomic<Int>(0)
-    private let received = Atomic<UInt64>(0)
-    private let dropped = Atomic<UInt64>(0)
+/// When a live capture ends.
+struct LiveLimits: Sendable {
+    var deadline: Double?
+    var count: Int?
+    var started: Double
+}
 
-    var kernel: (received: UInt64, dropped: UInt64) {
-        (received.load(ordering: .relaxed), dropped.load(ordering: .relaxed))
+/// Counters the reader threads publish for other threads: frames (all readers) and each reader's
+/// kernel counters.
+final class LiveStatus: @unchecked Sendable {  // unchecked: atomics in memory it owns
+    let frames = Atomic<Int>(0)
+    private let counters: UnsafeMutablePointer<Atomic<UInt64>>
+    private let readers: Int
+
+    init(readers: Int) {
+        self.readers = readers
+        counters = .allocate(capacity: 2 * readers)
+        for index in 0..<(2 * readers) { (counters + index).initialize(to: Atomic(0)) }
     }
 
-    func update(_ statistics: (received: UInt64, dropped: UInt64)) {
-        received.store(statistics.received, ordering: .relaxed)
-        dropped.store(statistics.dropped, ordering: .relaxed)
+    deinit {
+        counters.deinitialize(count: 2 * readers)
+        counters.deallocate()
+    }
+
+    /// The kernel's counters, summed over readers.
+    var kernel: (received: UInt64, dropped: UInt64) {
+        var received: UInt64 = 0
+        var dropped: UInt64 = 0
+        for reader in 0..<readers {
+            received += counters[2 * reader].load(ordering: .relaxed)
+            dropped += counters[2 * reader + 1].load(ordering: .relaxed)
+        }
+        return (received, dropped)
+    }
+
+    func update(_ reader: Int, _ statistics: (received: UInt64, dropped: UInt64)) {
+        counters[2 * reader].store(statistics.received, ordering: .relaxed)
+        counters[2 * reader + 1].store(statistics.dropped, ordering: .relaxed)
     }
 
     static func seconds() -> Double {

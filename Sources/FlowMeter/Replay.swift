@@ -99,33 +99,52 @@ public final class Replay: Sendable {
     /// (frames rebuilt with their VLAN tag are copied to the arena instead).
     ///
     /// - Parameters:
+    ///   - fanout: one socket and reader thread per workstream in a PACKET_FANOUT hash group, each
+    ///     reader running its workstream's handlers directly; otherwise one reader dispatching to
+    ///     the workstreams by flow (the default).
     ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
     ///     delay per protocol) on this address while capturing.
-    ///   - liveView: called from the reader thread every `interval` seconds with the state so far.
+    ///   - liveView: called from the (first) reader thread every `interval` seconds.
     public func run(
         interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), filter: String? = nil,
-        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil,
+        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil, fanout: Bool = false,
         metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil
     ) throws -> ReplayResult {
-        let capture = try LiveCapture(interface: interface, options: options)
-        if let filter { try capture.attachFilter(filter) }
-        let session = try Session(configuration, measureDelays: true)
-        let ring = ReleaseCounters(
-            workstreams: session.workstreams, regions: capture.blockCount, regionSize: capture.blockSize,
-            base: capture.ringBase)
-        // Packets point into the capture's mapping and count through `ring`: both must outlive them.
-        return try withExtendedLifetime((capture, ring)) {
+        if fanout && write != nil {
+            throw CaptureError(.io, at: 0, "--write needs the single-reader mode (one writer), not --fanout")
+        }
+        var sessionConfiguration = configuration
+        if fanout {
+            sessionConfiguration.ordering = "reader"
+            sessionConfiguration.dispatch = .direct
+        }
+        let session = try Session(sessionConfiguration, measureDelays: true)
+        let readers = fanout ? session.workstreams : 1
+        let group = UInt16(truncatingIfNeeded: getpid())
+        var captures: [LiveCapture] = []
+        for _ in 0..<readers {
+            let capture = try LiveCapture(interface: interface, options: options)
+            if let filter { try capture.attachFilter(filter) }
+            if fanout { try capture.joinFanout(group: group) }
+            captures.append(capture)
+        }
+        let rings = captures.map {
+            ReleaseCounters(
+                workstreams: session.workstreams, regions: $0.blockCount, regionSize: $0.blockSize, base: $0.ringBase)
+        }
+        // Packets point into the captures' mappings and count through `rings`: both must outlive them.
+        return try withExtendedLifetime((captures, rings)) {
             try live(
-                capture, ring, session, duration: duration, count: count, write: write, metrics: metrics,
+                captures, rings, session, duration: duration, count: count, write: write, metrics: metrics,
                 liveView: liveView)
         }
     }
 
     private func live(
-        _ capture: LiveCapture, _ ring: ReleaseCounters, _ session: Session, duration: Double?, count: Int?,
+        _ captures: [LiveCapture], _ rings: [ReleaseCounters], _ session: Session, duration: Double?, count: Int?,
         write: CaptureWriter?, metrics: (host: String, port: UInt16)?, liveView: LiveView?
     ) throws -> ReplayResult {
-        let status = LiveStatus()
+        let status = LiveStatus(readers: captures.count)
         let server = try metrics.map { endpoint in
             try MetricsServer(host: endpoint.host, port: endpoint.port) {
                 [engine = session.engine, accounts = session.accounts] in
@@ -135,20 +154,56 @@ public final class Replay: Sendable {
             }
         }
         defer { server?.stop() }
-        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         let started = LiveStatus.seconds()
-        let deadline = duration.map { started + $0 }
-        var nextView = started + (liveView?.interval ?? .infinity)
-        var talkers = FlowTable()
-        var seen = 0
+        let limits = LiveLimits(deadline: duration.map { started + $0 }, count: count, started: started)
+        final class Outcome: @unchecked Sendable {  // unchecked: each reader writes only its own slot
+            var held: [[(block: Int, issued: Int)]]
+            var writeError: Error?
+            init(_ readers: Int) { held = Array(repeating: [], count: readers) }
+        }
+        let outcome = Outcome(captures.count)
+        let helpers = (1..<captures.count).map { reader in
+            ThreadHandle { [self] in
+                outcome.held[reader] = readLoop(
+                    reader, captures[reader], rings[reader], session, limits, status, write: nil, liveView: nil,
+                    writeError: nil)
+            }
+        }
         var writeError: Error?
+        outcome.held[0] = readLoop(
+            0, captures[0], rings[0], session, limits, status, write: write, liveView: liveView, writeError: &writeError
+        )
+        for helper in helpers { helper.join() }
+        for (reader, capture) in captures.enumerated() { status.update(reader, capture.statistics()) }
+        var errors: [ReplayError] = []
+        if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
+        let result = session.finish(
+            errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
+        // The engine has stopped and drained: every packet is released; the blocks can go back.
+        for (reader, capture) in captures.enumerated() {
+            for entry in outcome.held[reader] { capture.release(block: entry.block) }
+        }
+        return result
+    }
+
+    /// One reader thread's loop; returns the blocks it still holds.
+    private func readLoop(
+        _ reader: Int, _ capture: LiveCapture, _ ring: ReleaseCounters, _ session: Session, _ limits: LiveLimits,
+        _ status: LiveStatus, write: CaptureWriter?, liveView: LiveView?, writeError: UnsafeMutablePointer<Error?>?
+    ) -> [(block: Int, issued: Int)] {
+        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
+        if session.readerOrdered { state.fixedWorkstream = reader }
+        // Frames rebuilt with their VLAN tag are copied; each reader needs its own arena for them.
+        let arena = reader == 0 ? session.arena : PacketArena(chunks: 2, workstreams: session.workstreams)
+        defer { if reader != 0 { arena.drain() } }
+        var nextView = limits.started + (liveView?.interval ?? .infinity)
+        var talkers = FlowTable()
         /// Blocks read and not yet given back, oldest first, with the packets taken from each.
         var held: [(block: Int, issued: Int)] = []
         while !isCancelled {
-            if let count, seen >= count { break }
+            if let count = limits.count, status.frames.load(ordering: .relaxed) >= count { break }
             let now = LiveStatus.seconds()
-            if let deadline, now >= deadline { break }
-            var issued = 0
+            if let deadline = limits.deadline, now >= deadline { break }
             // Held blocks are a contiguous run ending just before the next block to read: with
             // all of them held, the next one is the oldest held, still ours — wait for releases.
             guard held.count < capture.blockCount else {
@@ -156,18 +211,25 @@ public final class Replay: Sendable {
                 usleep(100)
                 continue
             }
+            var issued = 0
             let read = capture.readKeepingBlock(timeoutMilliseconds: 50) { record, inRing in
-                if let count, seen >= count { return }
-                seen += 1
-                if let write, writeError == nil {
+                if let count = limits.count,
+                    status.frames.wrappingAdd(1, ordering: .relaxed).newValue > count
+                {
+                    return
+                } else if limits.count == nil {
+                    status.frames.wrappingAdd(1, ordering: .relaxed)
+                }
+                if let write, writeError?.pointee == nil {
                     do {
                         try write.write(
                             record.bytes, originalLength: record.originalLength, timestamp: record.timestamp,
                             linkType: record.linkType)
-                    } catch { writeError = error }
+                    } catch { writeError?.pointee = error }
                 }
                 if inRing { issued += 1 }
-                dispatch(record, file: 0, session: session, state: &state, inPlace: inRing ? ring : nil)
+                dispatch(
+                    record, file: reader, session: session, state: &state, inPlace: inRing ? ring : nil, arena: arena)
                 if liveView != nil, let flow = state.summary.flow {
                     talkers.count(
                         flow, vlan: nil, wireLength: record.originalLength, timestamp: record.timestamp, tcpFlags: 0,
@@ -177,27 +239,19 @@ public final class Replay: Sendable {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
             if let read { held.append((read.block, issued)) }
             releaseFinishedBlocks(&held, ring, capture)
-            status.frames.store(seen, ordering: .relaxed)
-            status.update(capture.statistics())
+            status.update(reader, capture.statistics())
             if let liveView, now >= nextView {
                 nextView = now + liveView.interval
                 let top = talkers.records.sorted { $0.bytes > $1.bytes }.prefix(5).map { $0 }
                 liveView.report(
                     LiveView.Frame(
-                        elapsed: now - started, frames: seen, kernel: status.kernel,
-                        snapshot: session.engine.snapshot(),
-                        topFlows: top))
+                        elapsed: now - limits.started,
+                        frames: min(status.frames.load(ordering: .relaxed), limits.count ?? .max),
+                        kernel: status.kernel, snapshot: session.engine.snapshot(), topFlows: top))
             }
         }
         session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
-        status.update(capture.statistics())
-        var errors: [ReplayError] = []
-        if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
-        let result = session.finish(
-            errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
-        // The engine has stopped and drained: every packet is released; the blocks can go back.
-        for entry in held { capture.release(block: entry.block) }
-        return result
+        return held
     }
 
     /// Gives back, oldest first, the held blocks whose packets have all been released.
@@ -212,12 +266,14 @@ public final class Replay: Sendable {
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
-    private final class Session {
+    private final class Session: @unchecked Sendable {  // unchecked: immutable after init; its parts synchronize themselves
         let engine: NetISR
         let accounts: ReplayAccounts
         let arena: PacketArena
         let whenFull: QueueFullAction
         let workstreams: Int
+        /// Fanout mode: reader N feeds workstream N (its packets carry N as their file index).
+        let readerOrdered: Bool
         let started = ContinuousClock.now
 
         init(_ configuration: ReplayConfiguration, measureDelays: Bool = false) throws(NetISRError) {
@@ -229,9 +285,11 @@ public final class Replay: Sendable {
             let workstreams = engine.workstreamCount
             self.workstreams = workstreams
             accounts = ReplayAccounts(workstreams: workstreams, measureDelays: measureDelays)
+            readerOrdered = configuration.ordering == "reader"
             let ordering: OrderingPolicy =
                 switch configuration.ordering {
                 case "source": .source
+                case "reader": .cpu({ packet in .workstream(Int(packet.sourceID >> 16)) })
                 case "cpu":
                     .cpu({ packet in packet.flowID.map { .workstream(Int($0 % UInt32(workstreams))) } ?? .none })
                 default: .flow()
@@ -264,6 +322,8 @@ public final class Replay: Sendable {
         var summary = PacketSummary()
         var batch = PacketBatch(capacity: 64)
         var paceOrigin: (capture: UInt64, wall: UInt64)?
+        /// In fanout mode, the workstream this reader serves.
+        var fixedWorkstream: Int?
 
         init(workstreams: Int, sourceIsFlow: Bool) {
             self.workstreams = workstreams
@@ -306,7 +366,7 @@ public final class Replay: Sendable {
     @inline(__always)
     private func dispatch(
         _ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState,
-        inPlace ring: ReleaseCounters? = nil
+        inPlace ring: ReleaseCounters? = nil, arena: PacketArena? = nil
     ) {
         let linkType = record.linkType
         var flowID: UInt32?
@@ -318,8 +378,9 @@ public final class Replay: Sendable {
         }
         let source = ReplayProtocol.sourceID(linkType: linkType, file: file)
         let workstream =
-            state.sourceIsFlow
-            ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams))
+            state.fixedWorkstream
+            ?? (state.sourceIsFlow
+                ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams)))
         let make = { (bytes: UnsafeRawBufferPointer, owner: PacketOwner) in
             Packet(
                 bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
@@ -329,7 +390,7 @@ public final class Replay: Sendable {
         if let ring {
             packet = ring.packet(record.bytes, releasedBy: workstream, make)
         } else {
-            packet = session.arena.packet(record.bytes, releasedBy: workstream, make)
+            packet = (arena ?? session.arena).packet(record.bytes, releasedBy: workstream, make)
         }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

@@ -43,6 +43,9 @@ struct CaptureCommand: ParsableCommand {
     @Flag(name: .long, help: "Put the interface in promiscuous mode.")
     var promiscuous = false
 
+    @Flag(name: .long, help: "One socket and reader per workstream (PACKET_FANOUT, hash) instead of one reader.")
+    var fanout = false
+
     @Option(name: .long, help: "Ring blocks of 1 MiB.")
     var blocks = 32
 
@@ -97,7 +100,8 @@ struct CaptureCommand: ParsableCommand {
         do {
             result = try Replay(configuration).run(
                 interface: interface, options: options, filter: filter.isEmpty ? nil : filter.joined(separator: " "),
-                duration: duration, count: count, write: writer, metrics: metrics.flatMap(metricsEndpoint),
+                duration: duration, count: count, write: writer, fanout: fanout,
+                metrics: metrics.flatMap(metricsEndpoint),
                 liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil)
         } catch let error as CaptureError {
             standardError("netisr: \(error.message)")

@@ -2,7 +2,8 @@
 // tcpreplay sends a synthesized capture into one end and `Replay.run(interface:)` captures the
 // other. The live result must equal the replay of the file itself (minus kernel drops). Needs
 // root, iproute2 and tcpreplay (CI installs it); skipped with a message otherwise. Traffic stays
-// inside the namespaces, which the test removes.
+// inside the namespaces, which the test removes. Serialized: concurrent `ip netns add` and
+// `ip netns exec` race on /var/run/netns mounts.
 
 import FlowMeter
 import PacketWire
@@ -12,7 +13,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite struct NamespaceCaptureTests {
+@Suite(.serialized) struct NamespaceCaptureTests {
     static func shell(_ command: String) -> Int32 {
         system(command + " > /dev/null 2>&1")
     }
@@ -36,7 +37,8 @@ import Testing
         return try outcome.result!.get()
     }
 
-    @Test func vethTrafficFromTcpreplayEqualsTheFileReplay() throws {
+    @Test(arguments: [false, true])
+    func vethTrafficFromTcpreplayEqualsTheFileReplay(fanout: Bool) throws {
         guard geteuid() == 0 else {
             print("namespace tests need root; skipping")
             return
@@ -45,7 +47,7 @@ import Testing
             print("namespace tests need iproute2 and tcpreplay (apt-get install iproute2 tcpreplay); skipping")
             return
         }
-        let tag = "\(getpid() % 100_000)"
+        let tag = "\(getpid() % 100_000)\(fanout ? "f" : "s")"
         let (sender, receiver) = ("nsa\(tag)", "nsb\(tag)")
         let (senderLink, receiverLink) = ("va\(tag)", "vb\(tag)")
         defer {
@@ -75,7 +77,7 @@ import Testing
             _ = Self.shell("ip netns exec \(sender) tcpreplay -q -i \(senderLink) --mbps 200 '\(path)'")
         }
         let live = try Self.inNamespace(receiver) {
-            try Replay().run(interface: receiverLink, duration: 8, count: 3_000)
+            try Replay().run(interface: receiverLink, duration: 8, count: 3_000, fanout: fanout)
         }
         replayer.join()
         let kernelDrops = live.drops.first { $0.reason == "kernel" }?.packets ?? -1

@@ -56,6 +56,10 @@ int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsig
 int netisr_compile_filter(const char *expression, int link_type, int snap_length, void **instructions,
                           unsigned *count, char *error, size_t error_length);
 
+/// Joins fanout group `group` in hash mode (the kernel spreads flows over the group's sockets by
+/// its flow hash, the same for both directions). Returns 0 or errno.
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned group);
+
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME). Returns 0 or errno.
 int netisr_enter_network_namespace(const char *path);
 

@@ -30,8 +30,8 @@ public struct LiveCaptureOptions: Sendable {
 
 /// Reads frames from a live Linux interface.
 ///
-/// Thread-safety: use from one thread.
-public final class LiveCapture {
+/// Thread-safety: use from one thread at a time (it may be handed to another thread).
+public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at a time, as documented
     private var ring = netisr_ring()
     private var nextBlock: UInt32 = 0
     private let skipOutgoing: Bool
@@ -113,6 +113,15 @@ public final class LiveCapture {
     /// Gives block `block` back to the kernel.
     public func release(block: Int) {
         netisr_ring_release(UnsafeMutableRawPointer(ring.map) + block * Int(ring.block_size))
+    }
+
+    /// Joins a fanout group in hash mode: the kernel spreads flows over the sockets of the group
+    /// (one per reader thread), both directions of a flow to the same socket.
+    public func joinFanout(group: UInt16) throws(CaptureError) {
+        let status = netisr_ring_join_fanout(&ring, UInt32(group))
+        guard status == 0 else {
+            throw CaptureError(.io, at: 0, "cannot join fanout group \(group): \(String(cString: strerror(status)))")
+        }
     }
 
     /// Moves the calling thread (only) into the named network namespace (`ip netns add NAME`), so a
