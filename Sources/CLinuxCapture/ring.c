@@ -20,10 +20,11 @@
 #include <unistd.h>
 
 int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
-                     unsigned retire_ms, int promiscuous, char *error, size_t error_length) {
+                     unsigned retire_ms, char *error, size_t error_length) {
     memset(ring, 0, sizeof(*ring));
     ring->fd = -1;
-    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    // Protocol 0: the socket receives nothing until it is bound (after its filter is attached).
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
     if (fd < 0) {
         int saved = errno;
         snprintf(error, error_length, "cannot open a packet socket: %s%s", strerror(saved),
@@ -53,30 +54,12 @@ int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_si
         close(fd);
         return saved ? saved : ENODEV;
     }
-    struct sockaddr_ll address;
-    memset(&address, 0, sizeof(address));
-    address.sll_family = AF_PACKET;
-    address.sll_protocol = htons(ETH_P_ALL);
-    address.sll_ifindex = (int)index;
-    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
-        int saved = errno;
-        snprintf(error, error_length, "cannot bind to %s: %s", interface, strerror(saved));
-        munmap(map, length);
-        close(fd);
-        return saved;
-    }
-    if (promiscuous) {
-        struct packet_mreq membership;
-        memset(&membership, 0, sizeof(membership));
-        membership.mr_ifindex = (int)index;
-        membership.mr_type = PACKET_MR_PROMISC;
-        setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership));
-    }
     ring->fd = fd;
     ring->map = map;
     ring->map_length = length;
     ring->block_size = block_size;
     ring->block_count = block_count;
+    ring->interface_index = (int)index;
     return 0;
 fail_errno : {
     int saved = errno;
@@ -84,6 +67,24 @@ fail_errno : {
     close(fd);
     return saved;
 }
+}
+
+int netisr_ring_bind(netisr_ring *ring, int promiscuous) {
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = ring->interface_index;
+    if (bind(ring->fd, (struct sockaddr *)&address, sizeof(address)) != 0) return errno;
+    if (promiscuous) {
+        struct packet_mreq membership;
+        memset(&membership, 0, sizeof(membership));
+        membership.mr_ifindex = ring->interface_index;
+        membership.mr_type = PACKET_MR_PROMISC;
+        if (setsockopt(ring->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) != 0)
+            return errno;
+    }
+    return 0;
 }
 
 void *netisr_ring_block(netisr_ring *ring, unsigned index, int timeout_ms) {
@@ -186,9 +187,16 @@ int netisr_compile_filter(const char *expression, int link_type, int snap_length
     return *instructions ? 0 : -1;
 }
 
-int netisr_ring_join_fanout(netisr_ring *ring, unsigned group) {
-    int value = (int)((group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16));
-    return setsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, sizeof(value)) == 0 ? 0 : errno;
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group) {
+    int flags = PACKET_FANOUT_FLAG_DEFRAG | (*group == 0 ? PACKET_FANOUT_FLAG_UNIQUEID : 0);
+    int value = (int)((*group & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16));
+    if (setsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, sizeof(value)) != 0) return errno;
+    if (*group == 0) {
+        socklen_t length = sizeof(value);
+        if (getsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, &length) != 0) return errno;
+        *group = (unsigned)value & 0xffff;
+    }
+    return 0;
 }
 
 int netisr_enter_network_namespace(const char *path) {

@@ -105,10 +105,11 @@ public final class Replay: Sendable {
     ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
     ///     delay per protocol) on this address while capturing.
     ///   - liveView: called from the (first) reader thread every `interval` seconds.
+    ///   - ready: called once the sockets receive, with their number, before the first read.
     public func run(
-        interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), filter: String? = nil,
-        duration: Double? = nil, count: Int? = nil, write: CaptureWriter? = nil, fanout: Bool = false,
-        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil
+        interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), duration: Double? = nil,
+        count: Int? = nil, write: CaptureWriter? = nil, fanout: Bool = false,
+        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil, ready: ((Int) -> Void)? = nil
     ) throws -> ReplayResult {
         if fanout && write != nil {
             throw CaptureError(.io, at: 0, "--write needs the single-reader mode (one writer), not --fanout")
@@ -119,15 +120,11 @@ public final class Replay: Sendable {
             sessionConfiguration.dispatch = .direct
         }
         let session = try Session(sessionConfiguration, measureDelays: true)
-        let readers = fanout ? session.workstreams : 1
-        let group = UInt16(truncatingIfNeeded: getpid())
-        var captures: [LiveCapture] = []
-        for _ in 0..<readers {
-            let capture = try LiveCapture(interface: interface, options: options)
-            if let filter { try capture.attachFilter(filter) }
-            if fanout { try capture.joinFanout(group: group) }
-            captures.append(capture)
-        }
+        let captures =
+            fanout
+            ? try LiveCapture.fanout(interface: interface, options: options, sockets: session.workstreams)
+            : [try LiveCapture(interface: interface, options: options)]
+        ready?(captures.count)
         let rings = captures.map {
             ReleaseCounters(
                 workstreams: session.workstreams, regions: $0.blockCount, regionSize: $0.blockSize, base: $0.ringBase)
@@ -266,7 +263,9 @@ public final class Replay: Sendable {
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
-    private final class Session: @unchecked Sendable {  // unchecked: immutable after init; its parts synchronize themselves
+    ///
+    /// Unchecked Sendable: immutable after init; its parts synchronize themselves.
+    private final class Session: @unchecked Sendable {
         let engine: NetISR
         let accounts: ReplayAccounts
         let arena: PacketArena
@@ -296,8 +295,8 @@ public final class Replay: Sendable {
                 }
             whenFull = configuration.dropWhenFull ? .drop : .wait
             try ReplayRegistration.register(
-                on: engine, accounts: accounts, ordering: ordering, queueLimit: configuration.queueLimit,
-                whenFull: whenFull)
+                on: engine, accounts: accounts, ordering: ordering, etherOrdering: readerOrdered ? ordering : .source,
+                queueLimit: configuration.queueLimit, whenFull: whenFull)
             arena = PacketArena(workstreams: workstreams)
             try engine.start()
         }

@@ -1,6 +1,8 @@
 // The protocols a replay registers, numbered as FreeBSD numbers its netisr protocols:
 // - ether (9): source-ordered and direct, like FreeBSD's; it runs in the reader thread, walks
-//   the link layers and hands each frame to ip, ip6 or arp (counting the rest itself);
+//   the link layers and hands each frame to ip, ip6 or arp (counting the rest itself). With
+//   several reader threads (live fanout) it is ordered by reader instead, so each reader's ether
+//   calls have a workstream, forwarder and link account of their own;
 // - ip (1), ip6 (10), arp (7): flow-ordered by the symmetric Toeplitz hash of the address pair,
 //   so both directions of every conversation land on one workstream, in capture order; each
 //   workstream accounts into its own TrafficAccounts.
@@ -22,16 +24,16 @@ enum ReplayProtocol {
     }
 }
 
-/// Per-workstream accounts, plus the link layer's own. Account N is touched only by handler calls
-/// on workstream N (which the engine never runs concurrently); the link account only by the
-/// ether handler, which runs in the reader thread.
+/// Per-workstream accounts, plus the link layer's own per workstream. Account N is touched only by
+/// handler calls on workstream N (which the engine never runs concurrently); link account N only
+/// by ether handler calls on workstream N, which run in one reader thread.
 ///
 /// The accounts sit behind a pointer: the per-packet path mutates them without the dynamic
 /// exclusivity checks a class's stored arrays would cost.
 final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as described above
     let workstreams: UnsafeMutablePointer<TrafficAccounts>
+    let links: UnsafeMutablePointer<TrafficAccounts>
     let count: Int
-    var link = TrafficAccounts()
     /// Queueing delays, recorded in live mode only (a file's timestamps are history).
     let delays: DelayHistogram?
 
@@ -40,19 +42,27 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         count = workstreams
         self.workstreams = .allocate(capacity: workstreams)
         self.workstreams.initialize(repeating: TrafficAccounts(), count: workstreams)
+        links = .allocate(capacity: workstreams)
+        links.initialize(repeating: TrafficAccounts(), count: workstreams)
     }
 
     deinit {
         workstreams.deinitialize(count: count)
         workstreams.deallocate()
+        links.deinitialize(count: count)
+        links.deallocate()
     }
 
     /// Every workstream's accounts (after the engine stopped).
     var all: [TrafficAccounts] { Array(UnsafeBufferPointer(start: workstreams, count: count)) }
+    /// Every workstream's link-layer accounts (after the engine stopped).
+    var allLinks: [TrafficAccounts] { Array(UnsafeBufferPointer(start: links, count: count)) }
 }
 
-/// What the ether handler forwards, batched per protocol; owned by the reader thread.
-final class EtherForwarder: @unchecked Sendable {  // unchecked: used only by the ether handler (reader thread)
+/// What the ether handler forwards on one workstream, batched per protocol.
+///
+/// Unchecked Sendable: used only by ether handler calls on its workstream (one reader thread).
+final class EtherForwarder: @unchecked Sendable {
     var ip = PacketBatch(capacity: 256)
     var ip6 = PacketBatch(capacity: 256)
     var arp = PacketBatch(capacity: 256)
@@ -60,15 +70,18 @@ final class EtherForwarder: @unchecked Sendable {  // unchecked: used only by th
 
 enum ReplayRegistration {
     static func register(
-        on engine: NetISR, accounts: ReplayAccounts, ordering: OrderingPolicy, queueLimit: Int,
-        whenFull: QueueFullAction
+        on engine: NetISR, accounts: ReplayAccounts, ordering: OrderingPolicy, etherOrdering: OrderingPolicy,
+        queueLimit: Int, whenFull: QueueFullAction
     ) throws(NetISRError) {
-        let forwarder = EtherForwarder()
+        let forwarders = (0..<accounts.count).map { _ in EtherForwarder() }
         try engine.register(
             ProtocolRegistration(
-                name: "ether", number: ReplayProtocol.ether, queueLimit: queueLimit, dispatchPolicy: .direct
+                name: "ether", number: ReplayProtocol.ether, queueLimit: queueLimit, ordering: etherOrdering,
+                dispatchPolicy: .direct
             ) {
                 burst in
+                let forwarder = forwarders[burst.workstreamID]
+                let link = accounts.links + burst.workstreamID
                 while let packet = burst.next() {
                     let linkType = ReplayProtocol.linkType(of: packet)
                     let network =
@@ -79,12 +92,12 @@ enum ReplayRegistration {
                     case .ipv6: rejected = forwarder.ip6.append(packet)
                     case .arp: rejected = forwarder.arp.append(packet)
                     case .other, .none:
-                        accounts.link.countFrame(
+                        link.pointee.countFrame(
                             wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
                             timestamp: packet.timestamp)
-                        accounts.link.countLayers(network, .none)
+                        link.pointee.countLayers(network, .none)
                         if !linkType.isSupported {
-                            accounts.link.unsupportedLinkTypes[linkType.rawValue, default: 0] += 1
+                            link.pointee.unsupportedLinkTypes[linkType.rawValue, default: 0] += 1
                         }
                         continue
                     }

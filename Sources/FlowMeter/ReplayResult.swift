@@ -43,7 +43,7 @@ public struct ReplayResult: Sendable {
         accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil
     ) {
-        let all = accounts.all + [accounts.link]
+        let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }
         wireBytes = all.reduce(0) { $0 + $1.wireBytes }
         capturedBytes = all.reduce(0) { $0 + $1.capturedBytes }
@@ -67,7 +67,9 @@ public struct ReplayResult: Sendable {
             ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
                 < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
         }
-        unsupportedLinkTypes = accounts.link.unsupportedLinkTypes
+        unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
+            $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
+        }
         let totals = snapshot.totals
         var drops: [(String, Int)] = [
             (DropReason.queueFull.rawValue, totals.queueDrops),

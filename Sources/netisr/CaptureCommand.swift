@@ -95,14 +95,19 @@ struct CaptureCommand: ParsableCommand {
         var options = LiveCaptureOptions()
         options.promiscuous = promiscuous
         options.blockCount = blocks
+        options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
         let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
         let result: ReplayResult
         do {
             result = try Replay(configuration).run(
-                interface: interface, options: options, filter: filter.isEmpty ? nil : filter.joined(separator: " "),
-                duration: duration, count: count, write: writer, fanout: fanout,
-                metrics: metrics.flatMap(metricsEndpoint),
-                liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil)
+                interface: interface, options: options, duration: duration, count: count, write: writer,
+                fanout: fanout, metrics: metrics.flatMap(metricsEndpoint),
+                liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil
+            ) { [interface] sockets in
+                standardError(
+                    "netisr: listening on \(interface), link-type EN10MB (Ethernet)"
+                        + (sockets > 1 ? ", \(sockets) sockets in a fanout group" : ""))
+            }
         } catch let error as CaptureError {
             standardError("netisr: \(error.message)")
             throw ExitCode(1)

@@ -12,6 +12,7 @@ typedef struct {
     size_t map_length;
     unsigned block_size;
     unsigned block_count;
+    int interface_index;
 } netisr_ring;
 
 typedef struct {
@@ -25,11 +26,15 @@ typedef struct {
     int outgoing;               // sent by this host (PACKET_OUTGOING)
 } netisr_frame;
 
-/// Opens an AF_PACKET socket on `interface` with a TPACKET_V3 ring of `block_count` blocks of
-/// `block_size` bytes, blocks retired after `retire_ms`. Returns 0, or an errno value with a
-/// message in `error`.
+/// Opens an AF_PACKET socket for `interface` with a TPACKET_V3 ring of `block_count` blocks of
+/// `block_size` bytes, blocks retired after `retire_ms`. It receives nothing until
+/// `netisr_ring_bind` (attach a filter first). Returns 0, or an errno value with a message in `error`.
 int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
-                     unsigned retire_ms, int promiscuous, char *error, size_t error_length);
+                     unsigned retire_ms, char *error, size_t error_length);
+
+/// Binds the socket to its interface (all protocols), in promiscuous mode if asked: frames start
+/// to arrive. Returns 0 or errno.
+int netisr_ring_bind(netisr_ring *ring, int promiscuous);
 
 /// Waits up to `timeout_ms` for block `index` to belong to user space; returns its address or NULL.
 void *netisr_ring_block(netisr_ring *ring, unsigned index, int timeout_ms);
@@ -56,9 +61,10 @@ int netisr_ring_attach_filter(netisr_ring *ring, const void *instructions, unsig
 int netisr_compile_filter(const char *expression, int link_type, int snap_length, void **instructions,
                           unsigned *count, char *error, size_t error_length);
 
-/// Joins fanout group `group` in hash mode (the kernel spreads flows over the group's sockets by
-/// its flow hash, the same for both directions). Returns 0 or errno.
-int netisr_ring_join_fanout(netisr_ring *ring, unsigned group);
+/// Joins fanout group `*group` in hash mode (the kernel spreads flows over the group's sockets by
+/// its flow hash, the same for both directions); `*group == 0` creates a group with an unused id
+/// and stores it in `*group`. The socket must be bound. Returns 0 or errno.
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group);
 
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME). Returns 0 or errno.
 int netisr_enter_network_namespace(const char *path);

@@ -6,6 +6,11 @@
 // (as libpcap does) so flows see them; on loopback the outgoing copy of each packet is skipped,
 // again as libpcap does, so every packet is seen once. The C side (CLinuxCapture) keeps the
 // kernel's structs.
+//
+// Start-up order, so no frame is seen unfiltered, from another interface or twice: the socket is
+// opened receiving nothing, its filter attached, then bound to the interface. A fanout group's
+// sockets each see every frame between their bind and their join, so the group starts at a
+// timestamp taken after the last join, and earlier frames are skipped.
 
 import CLinuxCapture
 
@@ -23,6 +28,9 @@ public struct LiveCaptureOptions: Sendable {
     public var retireMilliseconds = 50
     /// Put the interface in promiscuous mode.
     public var promiscuous = false
+    /// A filter in tcpdump's syntax (`tcp port 443`), compiled by libpcap loaded at run time and
+    /// attached before any frame arrives; nil for every frame.
+    public var filter: String?
 
     /// The defaults: 32 MiB of ring, blocks retired after 50 ms.
     public init() {}
@@ -37,20 +45,62 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     private let skipOutgoing: Bool
     private var scratch = [UInt8](repeating: 0, count: 65_536 + 4)
     private var lastStatistics: (packets: UInt64, drops: UInt64) = (0, 0)
+    /// Frames timestamped earlier (nanoseconds since the epoch) are skipped: see `fanout`.
+    private var startTimestamp: UInt64 = 0
     /// The interface.
     public let interface: String
 
-    /// Opens `interface`. Needs CAP_NET_RAW.
-    public init(interface: String, options: LiveCaptureOptions = LiveCaptureOptions()) throws(CaptureError) {
+    /// Opens `interface` with `options` (filter attached) and starts receiving. Needs CAP_NET_RAW.
+    public convenience init(interface: String, options: LiveCaptureOptions = LiveCaptureOptions())
+        throws(CaptureError)
+    {
+        try self.init(unboundInterface: interface, options: options)
+        try bind(promiscuous: options.promiscuous)
+    }
+
+    private init(unboundInterface interface: String, options: LiveCaptureOptions) throws(CaptureError) {
         self.interface = interface
         skipOutgoing = interface == "lo"
         var message = [CChar](repeating: 0, count: 256)
         let status = netisr_ring_open(
             &ring, interface, UInt32(options.blockSize), UInt32(options.blockCount),
-            UInt32(options.retireMilliseconds), options.promiscuous ? 1 : 0, &message, message.count)
+            UInt32(options.retireMilliseconds), &message, message.count)
         guard status == 0 else {
             throw CaptureError(
                 .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        if let filter = options.filter { try attachFilter(filter) }
+    }
+
+    /// Opens `sockets` captures of `interface` in one PACKET_FANOUT group in hash mode: the kernel
+    /// spreads flows over them (both directions of a flow to the same socket), each to be read by
+    /// its own thread. Every frame from the returned moment on reaches exactly one of them.
+    public static func fanout(interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), sockets: Int)
+        throws(CaptureError) -> [LiveCapture]
+    {
+        var group: UInt32 = 0
+        var captures: [LiveCapture] = []
+        for _ in 0..<max(sockets, 1) {
+            let capture = try LiveCapture(unboundInterface: interface, options: options)
+            try capture.bind(promiscuous: options.promiscuous)
+            let status = netisr_ring_join_fanout(&capture.ring, &group)
+            guard status == 0 else {
+                throw CaptureError(
+                    .io, at: 0, "cannot join a fanout group on \(interface): \(String(cString: strerror(status)))")
+            }
+            captures.append(capture)
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let start = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        for capture in captures { capture.startTimestamp = start }
+        return captures
+    }
+
+    private func bind(promiscuous: Bool) throws(CaptureError) {
+        let status = netisr_ring_bind(&ring, promiscuous ? 1 : 0)
+        guard status == 0 else {
+            throw CaptureError(.io, at: 0, "cannot bind to \(interface): \(String(cString: strerror(status)))")
         }
     }
 
@@ -96,7 +146,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         for _ in 0..<netisr_block_packet_count(block) {
             guard let current = packet else { break }
             packet = netisr_packet_read(current, &frame)
-            if skipOutgoing && frame.outgoing != 0 { continue }
+            if skipOutgoing && frame.outgoing != 0 || frame.timestamp_ns < startTimestamp { continue }
             let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
             if frame.vlan_valid != 0, bytes.count >= 12 {
                 try withVLANReinserted(bytes, frame) { tagged in
@@ -113,15 +163,6 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     /// Gives block `block` back to the kernel.
     public func release(block: Int) {
         netisr_ring_release(UnsafeMutableRawPointer(ring.map) + block * Int(ring.block_size))
-    }
-
-    /// Joins a fanout group in hash mode: the kernel spreads flows over the sockets of the group
-    /// (one per reader thread), both directions of a flow to the same socket.
-    public func joinFanout(group: UInt16) throws(CaptureError) {
-        let status = netisr_ring_join_fanout(&ring, UInt32(group))
-        guard status == 0 else {
-            throw CaptureError(.io, at: 0, "cannot join fanout group \(group): \(String(cString: strerror(status)))")
-        }
     }
 
     /// Moves the calling thread (only) into the named network namespace (`ip netns add NAME`), so a
@@ -145,9 +186,9 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         return (lastStatistics.packets, lastStatistics.drops)
     }
 
-    /// Attaches a filter in tcpdump's syntax (`tcp port 443`), compiled by libpcap loaded at run
-    /// time; a clear error when libpcap is missing or the expression is wrong.
-    public func attachFilter(_ expression: String) throws(CaptureError) {
+    /// Attaches a filter in tcpdump's syntax, compiled by libpcap loaded at run time; a clear
+    /// error when libpcap is missing or the expression is wrong.
+    private func attachFilter(_ expression: String) throws(CaptureError) {
         var instructions: UnsafeMutableRawPointer?
         var count: UInt32 = 0
         var message = [CChar](repeating: 0, count: 512)
@@ -159,18 +200,6 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         }
         defer { free(instructions) }
         let status = netisr_ring_attach_filter(&ring, instructions, count)
-        guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
-    }
-
-    /// Attaches a classic BPF program (as `tcpdump -dd` prints it: code, jt, jf, k per instruction).
-    public func attachFilter(_ program: [(code: UInt16, jt: UInt8, jf: UInt8, k: UInt32)]) throws(CaptureError) {
-        var bytes: [UInt8] = []
-        for instruction in program {
-            withUnsafeBytes(of: instruction.code) { bytes += $0 }
-            bytes += [instruction.jt, instruction.jf]
-            withUnsafeBytes(of: instruction.k) { bytes += $0 }
-        }
-        let status = bytes.withUnsafeBytes { netisr_ring_attach_filter(&ring, $0.baseAddress, UInt32(program.count)) }
         guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
     }
 
