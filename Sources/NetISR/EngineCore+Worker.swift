@@ -135,11 +135,11 @@ extension EngineCore {
         }
     }
 
-    /// Polls briefly for work before the worker sleeps; returns whether work arrived. It yields
-    /// the CPU between polls, so on a machine with more threads than cores (a reader and two
-    /// workers on two CPUs) the producer it waits for gets to run.
-    private func spinUntilWork(_ workstream: Workstream) -> Bool {
-        for spin in 0..<configuration.idleSpins {
+    /// Polls up to `spins` times for work before the worker sleeps; returns whether work arrived.
+    /// It yields the CPU between polls, so on a machine with more threads than cores (a reader and
+    /// two workers on two CPUs) the producer it waits for gets to run.
+    private func spinUntilWork(_ workstream: Workstream, spins: Int) -> Bool {
+        for spin in 0..<spins {
             if spin % 16 == 15 { sched_yield() } else { netisr_cpu_relax() }
             if spin % 64 == 63 && hasWork(workstream) { return true }
             if workstream.pending.load(ordering: .relaxed) != 0 || stopRequest.load(ordering: .relaxed) != 0 {
@@ -157,7 +157,15 @@ extension EngineCore {
     /// that sleeps: either the worker sees the reservation and stays up, or the producer sees
     /// `asleep` and signals (under the signal's mutex, which the worker holds from its last check
     /// until it waits).
+    ///
+    /// Idle spinning adapts, as adaptive mutexes do: a spin that found work doubles the next
+    /// one's length (up to `idleSpins`), a spin that ended in sleep halves it. A steady stream
+    /// keeps the worker polling; traffic in bursts further apart than a spin (a capture ring's
+    /// blocks) puts it to sleep at once instead of burning the CPU the reader needs.
     func workerLoop(_ workstream: Workstream) {
+        let longest = configuration.idleSpins
+        let shortest = min(64, longest)
+        var spins = longest
         while true {
             let stop = stopRequest.load(ordering: .acquiring)
             if stop == 2 { return }
@@ -170,7 +178,11 @@ extension EngineCore {
                 netisr_cpu_relax()
                 continue
             }
-            if spinUntilWork(workstream) { continue }
+            if spinUntilWork(workstream, spins: spins) {
+                spins = min(max(spins * 2, shortest), longest)
+                continue
+            }
+            spins = max(spins / 2, shortest)
             workstream.asleep.store(true, ordering: .sequentiallyConsistent)
             workstream.signal.wait {
                 !hasWork(workstream) && stopRequest.load(ordering: .sequentiallyConsistent) == 0

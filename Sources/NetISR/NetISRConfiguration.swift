@@ -30,9 +30,10 @@ public struct NetISRConfiguration: Sendable {
     public var bindThreads = false
     /// Keep workers polling instead of sleeping when idle (the seed's `DEVICE_POLLING`).
     public var pollMode = false
-    /// How many times an idle worker re-checks for work (with a CPU pause between checks) before
+    /// The most times an idle worker re-checks for work (with a CPU pause between checks) before
     /// it sleeps. Spinning briefly saves a futex wake-up per burst when packets arrive in a
-    /// steady stream; 0 sleeps at once. Ignored in poll mode.
+    /// steady stream; the worker shortens its spins (to 64) while they keep ending in sleep; 0
+    /// sleeps at once. Ignored in poll mode.
     public var idleSpins = 2_000
     /// Run every handler under the global lock ("Giant"), as the seed's `debug.mpsafenet=0`.
     public var serializeAllHandlers = false

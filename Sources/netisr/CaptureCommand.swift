@@ -34,8 +34,11 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .long, help: "Dispatch policy for ip/ip6/arp: direct, hybrid or deferred.")
     var dispatch: DispatchPolicyArgument = .deferred
 
-    @Option(name: .long, help: "Queue limit per protocol and workstream (0: the engine's default).")
-    var qlimit = 0
+    @Option(
+        name: .long,
+        help: "Queue limit per protocol and workstream (0: the engine's 256; capture's default is larger, as a ring block holds thousands of frames)."
+    )
+    var qlimit = 4_096
 
     @Flag(name: .long, help: "Drop at full queues (what a live system does) instead of waiting.")
     var drop = false
