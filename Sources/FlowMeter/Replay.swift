@@ -153,21 +153,22 @@ public final class Replay: Sendable {
         defer { server?.stop() }
         let started = LiveStatus.seconds()
         let limits = LiveLimits(deadline: duration.map { started + $0 }, count: count, started: started)
-        final class Outcome: @unchecked Sendable {  // unchecked: each reader writes only its own slot
-            var held: [[(block: Int, issued: Int)]]
-            var writeError: Error?
-            init(_ readers: Int) { held = Array(repeating: [], count: readers) }
+        /// The blocks one reader still holds when it stops.
+        ///
+        /// Unchecked Sendable: written by its reader thread before the join, read after it.
+        final class HeldBlocks: @unchecked Sendable {
+            var blocks: [(block: Int, issued: Int)] = []
         }
-        let outcome = Outcome(captures.count)
+        let held = captures.map { _ in HeldBlocks() }
         let helpers = (1..<captures.count).map { reader in
             ThreadHandle { [self] in
-                outcome.held[reader] = readLoop(
+                held[reader].blocks = readLoop(
                     reader, captures[reader], rings[reader], session, limits, status, write: nil, liveView: nil,
                     writeError: nil)
             }
         }
         var writeError: Error?
-        outcome.held[0] = readLoop(
+        held[0].blocks = readLoop(
             0, captures[0], rings[0], session, limits, status, write: write, liveView: liveView, writeError: &writeError
         )
         for helper in helpers { helper.join() }
@@ -178,7 +179,7 @@ public final class Replay: Sendable {
             errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
         // The engine has stopped and drained: every packet is released; the blocks can go back.
         for (reader, capture) in captures.enumerated() {
-            for entry in outcome.held[reader] { capture.release(block: entry.block) }
+            for entry in held[reader].blocks { capture.release(block: entry.block) }
         }
         return result
     }

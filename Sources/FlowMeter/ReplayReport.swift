@@ -18,9 +18,13 @@ public enum ReplayReport {
         out += "Capture:    \(fixed(span, 3)) s of traffic"
         if span > 0 { out += " (\(fixed(Double(result.wireBytes) * 8 / span / 1e6, 2)) Mbit/s on the wire)" }
         out += "\n"
-        out +=
-            "Replayed:   \(fixed(seconds * 1e3, 1)) ms, \(fixed(Double(result.frames) / max(seconds, 1e-9) / 1e6, 2)) Mpps"
-        out += ", \(fixed(Double(result.wireBytes) / max(seconds, 1e-9) / 1e9, 2)) GB/s\n"
+        let rate = Double(result.frames) / max(seconds, 1e-9)
+        if result.isLive {
+            out += "Listened:   \(fixed(seconds, 2)) s, \(fixed(rate / 1e3, 1)) kframes/s on average\n"
+        } else {
+            out += "Replayed:   \(fixed(seconds * 1e3, 1)) ms, \(fixed(rate / 1e6, 2)) Mpps"
+            out += ", \(fixed(Double(result.wireBytes) / max(seconds, 1e-9) / 1e9, 2)) GB/s\n"
+        }
         if result.cancelled { out += "Interrupted: the counts cover the frames read before Ctrl-C.\n" }
         for error in result.errors { out += "Error:      \(error)\n" }
         out += "\nProtocols (first network / transport layer):\n"

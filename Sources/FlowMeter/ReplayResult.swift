@@ -38,6 +38,8 @@ public struct ReplayResult: Sendable {
     public let elapsedNanoseconds: UInt64
     /// Whether the replay was cancelled before the end.
     public let cancelled: Bool
+    /// Whether the frames came from a live interface (`drops` then has the kernel's).
+    public let isLive: Bool
 
     init(
         accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
@@ -86,5 +88,6 @@ public struct ReplayResult: Sendable {
         self.errors = errors
         self.elapsedNanoseconds = elapsedNanoseconds
         self.cancelled = cancelled
+        isLive = kernelDrops != nil
     }
 }
