@@ -36,7 +36,10 @@ struct CaptureCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "Queue limit per protocol and workstream (0: the engine's 256; capture's default is larger, as a ring block holds thousands of frames)."
+        help: """
+            Queue limit per protocol and workstream (0: the engine's 256; capture's default is \
+            larger, as a ring block holds thousands of frames).
+            """
     )
     var qlimit = 4_096
 
