@@ -18,6 +18,8 @@ public struct LiveView: Sendable {
         public var elapsed: Double
         /// Frames read so far.
         public var frames: Int
+        /// Their wire bytes.
+        public var wireBytes: Int
         /// The kernel's counters so far.
         public var kernel: (received: UInt64, dropped: UInt64)
         /// The engine's counters now.
@@ -49,6 +51,8 @@ struct LiveLimits: Sendable {
 /// kernel counters.
 final class LiveStatus: @unchecked Sendable {  // unchecked: atomics in memory it owns
     let frames = Atomic<Int>(0)
+    /// Wire bytes read, added once per ring block.
+    let wireBytes = Atomic<Int>(0)
     private let counters: UnsafeMutablePointer<Atomic<UInt64>>
     private let readers: Int
 

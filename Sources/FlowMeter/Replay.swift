@@ -210,6 +210,7 @@ public final class Replay: Sendable {
                 continue
             }
             var issued = 0
+            var bytes = 0
             let read = capture.readKeepingBlock(timeoutMilliseconds: 50) { record, inRing in
                 if let count = limits.count,
                     status.frames.wrappingAdd(1, ordering: .relaxed).newValue > count
@@ -218,6 +219,7 @@ public final class Replay: Sendable {
                 } else if limits.count == nil {
                     status.frames.wrappingAdd(1, ordering: .relaxed)
                 }
+                bytes += record.originalLength
                 if let write, writeError?.pointee == nil {
                     do {
                         try write.write(
@@ -236,6 +238,7 @@ public final class Replay: Sendable {
             }
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
             if let read { held.append((read.block, issued)) }
+            status.wireBytes.wrappingAdd(bytes, ordering: .relaxed)
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
             if let liveView, now >= nextView {
@@ -245,7 +248,8 @@ public final class Replay: Sendable {
                     LiveView.Frame(
                         elapsed: now - limits.started,
                         frames: min(status.frames.load(ordering: .relaxed), limits.count ?? .max),
-                        kernel: status.kernel, snapshot: session.engine.snapshot(), topFlows: top))
+                        wireBytes: status.wireBytes.load(ordering: .relaxed), kernel: status.kernel,
+                        snapshot: session.engine.snapshot(), topFlows: top))
             }
         }
         session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

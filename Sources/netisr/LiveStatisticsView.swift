@@ -1,6 +1,7 @@
-// The live view of `netisr capture --stats`: on a terminal, a table redrawn in place every
-// interval (per-workstream × protocol packet rates, queue lengths and watermarks, drops by
-// reason, top flows); otherwise one line per interval, for logs.
+// The live view of `netisr capture --stats`, on standard error (standard output keeps the
+// report): on a terminal, a table redrawn in place every interval (frame and bit rates,
+// per-workstream × protocol packet rates, queue lengths and watermarks, drops by reason, top
+// flows); otherwise one line per interval, for logs.
 
 import FlowMeter
 import NetISR
@@ -13,8 +14,8 @@ import Synchronization
 final class LiveStatisticsView: Sendable {
     private let interface: String
     private let interval: Double
-    private let terminal = isatty(1) == 1
-    private let previous = Mutex<(handled: [String: Int], frames: Int, elapsed: Double)>(([:], 0, 0))
+    private let terminal = isatty(2) == 1
+    private let previous = Mutex<(handled: [String: Int], frames: Int, bytes: Int, elapsed: Double)>(([:], 0, 0, 0))
 
     init(interface: String, interval: Double) {
         self.interface = interface
@@ -24,23 +25,25 @@ final class LiveStatisticsView: Sendable {
     var view: LiveView { LiveView(interval: interval) { frame in self.draw(frame) } }
 
     private func draw(_ frame: LiveView.Frame) {
-        let (last, lastFrames, lastElapsed) = previous.withLock { $0 }
+        let (last, lastFrames, lastBytes, lastElapsed) = previous.withLock { $0 }
         let span = max(frame.elapsed - lastElapsed, 1e-6)
         let framesPerSecond = Double(frame.frames - lastFrames) / span
+        let megabits = Double(frame.wireBytes - lastBytes) * 8 / span / 1e6
         var handled: [String: Int] = [:]
         for row in frame.snapshot.work { handled["\(row.workstream)/\(row.name)"] = row.handled }
-        previous.withLock { $0 = (handled, frame.frames, frame.elapsed) }
+        previous.withLock { $0 = (handled, frame.frames, frame.wireBytes, frame.elapsed) }
         let totals = frame.snapshot.totals
         if !terminal {
-            print(
-                "t=\(Int(frame.elapsed))s frames=\(frame.frames) fps=\(Int(framesPerSecond)) kernel-received=\(frame.kernel.received) "
-                    + "kernel-dropped=\(frame.kernel.dropped) queue-drops=\(totals.queueDrops) queued-now=\(totals.stillQueued)"
-            )
+            writeStandardError(
+                "t=\(Int(frame.elapsed))s frames=\(frame.frames) fps=\(Int(framesPerSecond)) mbps=\(Int(megabits)) "
+                    + "kernel-received=\(frame.kernel.received) kernel-dropped=\(frame.kernel.dropped) "
+                    + "queue-drops=\(totals.queueDrops) queued-now=\(totals.stillQueued)\n")
             return
         }
         var out = "\u{1B}[H\u{1B}[2J"
         out +=
-            "netisr capture on \(interface): \(Int(frame.elapsed)) s, \(frame.frames) frames, \(Int(framesPerSecond)) frames/s\n"
+            "netisr capture on \(interface): \(Int(frame.elapsed)) s, \(frame.frames) frames, "
+            + "\(Int(framesPerSecond)) frames/s, \(Int(megabits)) Mbit/s\n"
         out += "kernel: received \(frame.kernel.received), dropped \(frame.kernel.dropped)\n\n"
         out += "WSID Name        pkts/s     Len   WMark    QDrops\n"
         for row in frame.snapshot.work where row.name != "ether" {
@@ -55,7 +58,7 @@ final class LiveStatisticsView: Sendable {
         for flow in frame.topFlows {
             out += "  \(flow.key)  \(flow.packets) packets  \(flow.bytes) bytes\n"
         }
-        print(out, terminator: "")
+        writeStandardError(out)
     }
 
     private func pad(_ text: String, _ width: Int, left: Bool = false) -> String {

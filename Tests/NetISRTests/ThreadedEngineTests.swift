@@ -125,6 +125,8 @@ func eventually(_ condition: () -> Bool) -> Bool {
         var configuration = configuration(2)
         configuration.pollMode = pollMode
         configuration.bindThreads = true
+        // No idle spinning: without poll mode every worker sleeps as soon as it is idle.
+        configuration.idleSpins = 0
         let engine = try NetISR(configuration: configuration)
         let recorder = Recorder()
         try engine.register(
