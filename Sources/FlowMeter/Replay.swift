@@ -210,15 +210,16 @@ public final class Replay: Sendable {
                 continue
             }
             var issued = 0
+            // Without a count limit, the shared counters are added to once per block.
+            var frames = 0
             var bytes = 0
             let read = capture.readKeepingBlock(timeoutMilliseconds: 50) { record, inRing in
                 if let count = limits.count,
                     status.frames.wrappingAdd(1, ordering: .relaxed).newValue > count
                 {
                     return
-                } else if limits.count == nil {
-                    status.frames.wrappingAdd(1, ordering: .relaxed)
                 }
+                frames += 1
                 bytes += record.originalLength
                 if let write, writeError?.pointee == nil {
                     do {
@@ -238,6 +239,7 @@ public final class Replay: Sendable {
             }
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
             if let read { held.append((read.block, issued)) }
+            if limits.count == nil { status.frames.wrappingAdd(frames, ordering: .relaxed) }
             status.wireBytes.wrappingAdd(bytes, ordering: .relaxed)
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
