@@ -123,31 +123,33 @@ struct ConversationTable {
     /// part; rows of one key within one table are separate TCP streams and stay apart. The
     /// merge is hash-based (RowIndex), then one sort.
     static func merge(_ tables: [ConversationTable]) -> [ConversationRow] {
+        let total = tables.reduce(0) { $0 + $1.rows.count }
         var result: [ConversationRow] = []
-        result.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
-        // Which table and row first took each key; a key seen again in another table is a row
-        // split across workstreams, combined into the first one's place.
-        var seen = RowIndex(capacity: result.capacity)
-        var owners: [(key: ConversationKey, table: Int, parts: [ConversationRow])] = []
-        var splits = false
+        result.reserveCapacity(total)
+        // Where each result row came from, to compare keys without copying them; a key seen again
+        // in another table is a row split across workstreams, combined into the first one's place.
+        var origins: [(table: Int32, index: Int32)] = []
+        origins.reserveCapacity(total)
+        var seen = RowIndex(capacity: total)
+        var splitParts: [Int: [ConversationRow]] = [:]
         for (number, table) in tables.enumerated() {
             for (index, row) in table.rows.enumerated() {
                 let key = table.keys[index]
                 let hash = key.hash
-                if let at = seen.find(hash, { owners[$0].key == key && owners[$0].table != number }) {
-                    owners[at].parts.append(row)
-                    splits = true
+                let found = seen.find(hash) {
+                    let origin = origins[$0]
+                    return Int(origin.table) != number && tables[Int(origin.table)].keys[Int(origin.index)] == key
+                }
+                if let at = found {
+                    splitParts[at, default: []].append(row)
                 } else {
-                    seen.insert(hash, row: owners.count)
-                    owners.append((key, number, [row]))
+                    seen.insert(hash, row: result.count)
+                    origins.append((Int32(number), Int32(index)))
+                    result.append(row)
                 }
             }
         }
-        if splits {
-            for owner in owners { result.append(owner.parts.count == 1 ? owner.parts[0] : combine(owner.parts)) }
-        } else {
-            for owner in owners { result.append(owner.parts[0]) }
-        }
+        for (at, parts) in splitParts { result[at] = combine([result[at]] + parts) }
         result.sort {
             ($0.addressA, $0.portA, $0.addressB, $0.portB, $0.firstTimestamp)
                 < ($1.addressA, $1.portA, $1.addressB, $1.portB, $1.firstTimestamp)

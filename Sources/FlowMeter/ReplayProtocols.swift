@@ -55,6 +55,16 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
 
     /// Every workstream's accounts (after the engine stopped).
     var all: [TrafficAccounts] { Array(UnsafeBufferPointer(start: workstreams, count: count)) }
+    /// Moves one table out of every workstream's accounts, leaving `empty` in its place (after
+    /// the engine stopped).
+    func take<Table>(_ table: WritableKeyPath<TrafficAccounts, Table>, leaving empty: Table) -> [Table] {
+        (0..<count).map { index in
+            let taken = workstreams[index][keyPath: table]
+            workstreams[index][keyPath: table] = empty
+            return taken
+        }
+    }
+
     /// Every workstream's link-layer accounts (after the engine stopped).
     var allLinks: [TrafficAccounts] { Array(UnsafeBufferPointer(start: links, count: count)) }
 }

@@ -7,6 +7,29 @@ import PacketWire
 
 /// Renderings of a `ReplayResult`.
 public enum ReplayReport {
+    /// The `count` TCP and UDP conversations with the most bytes (earliest first among equals),
+    /// kept in a small buffer rather than by sorting copies of every row.
+    private static func largestConversations(_ result: ReplayResult, _ count: Int) -> [(
+        ConversationKind, ConversationRow
+    )] {
+        func before(_ a: (ConversationKind, ConversationRow), _ b: (ConversationKind, ConversationRow)) -> Bool {
+            (a.1.bytes, b.1.firstTimestamp) > (b.1.bytes, a.1.firstTimestamp)
+        }
+        var top: [(ConversationKind, ConversationRow)] = []
+        guard count > 0 else { return top }
+        for kind in [ConversationKind.tcp, .udp] {
+            for row in result.conversations[kind, default: []] {
+                top.append((kind, row))
+                if top.count >= 4 * count {
+                    top.sort(by: before)
+                    top.removeLast(top.count - count)
+                }
+            }
+        }
+        top.sort(by: before)
+        return Array(top.prefix(count))
+    }
+
     /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations by bytes, drops
     /// by reason, then the engine's `netstat -Q` report.
     public static func text(_ result: ReplayResult, topConversations: Int = 10) -> String {
@@ -35,11 +58,7 @@ public enum ReplayReport {
                 pad(row.network.rawValue, 8) + pad(row.transport.rawValue, 8) + pad(String(row.frames), 12, right: true)
                 + pad(fixed(share, 1) + "%", 9, right: true) + "\n"
         }
-        let top = ConversationKind.allCases.flatMap { kind in result.conversations[kind, default: []].map { (kind, $0) }
-        }
-        .filter { $0.0 == .tcp || $0.0 == .udp }
-        .sorted { ($0.1.bytes, $1.1.firstTimestamp) > ($1.1.bytes, $0.1.firstTimestamp) }
-        .prefix(topConversations)
+        let top = largestConversations(result, topConversations)
         out += "\nTop conversations by bytes (\(result.conversations[.tcp, default: []].count) TCP, "
         out +=
             "\(result.conversations[.udp, default: []].count) UDP, \(result.conversations[.ip, default: []].count) IPv4, "

@@ -41,6 +41,7 @@ public struct ReplayResult: Sendable {
     /// Whether the frames came from a live interface (`drops` then has the kernel's).
     public let isLive: Bool
 
+    /// Builds the result from `accounts`, moving their tables out (they are left empty).
     init(
         accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil
@@ -59,16 +60,21 @@ public struct ReplayResult: Sendable {
             }
         }
         self.layers = layers
-        conversations = [
-            .ip: ConversationTable.merge(accounts.all.map(\.ipv4)),
-            .ipv6: ConversationTable.merge(accounts.all.map(\.ipv6)),
-            .tcp: ConversationTable.merge(accounts.all.map(\.tcp)),
-            .udp: ConversationTable.merge(accounts.all.map(\.udp)),
-        ]
-        flows = accounts.all.flatMap(\.flows.records).sorted {
+        // The tables move out of the accounts one kind at a time, so each part is freed once
+        // merged: the peak holds the accounts or the result, not both.
+        _ = consume all
+        var conversations: [ConversationKind: [ConversationRow]] = [:]
+        conversations[.ip] = ConversationTable.merge(accounts.take(\.ipv4, leaving: ConversationTable()))
+        conversations[.ipv6] = ConversationTable.merge(accounts.take(\.ipv6, leaving: ConversationTable()))
+        conversations[.tcp] = ConversationTable.merge(accounts.take(\.tcp, leaving: ConversationTable()))
+        conversations[.udp] = ConversationTable.merge(accounts.take(\.udp, leaving: ConversationTable()))
+        self.conversations = conversations
+        var flows = accounts.take(\.flows, leaving: FlowTable()).flatMap(\.records)
+        flows.sort {
             ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
                 < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
         }
+        self.flows = flows
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }
