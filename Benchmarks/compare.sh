@@ -18,7 +18,7 @@ replay=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) args+=(--quick); quick=1 ;;
-        --svg) args+=(--svg "$2"); shift ;;
+        --svg) args+=(--svg "$(realpath -m "$2")"); shift ;;  # the runner runs in Benchmarks/
         --no-replay) replay=0 ;;
         *) echo "usage: compare.sh [--quick] [--svg FILE] [--no-replay]" >&2; exit 2 ;;
     esac
