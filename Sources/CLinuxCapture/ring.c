@@ -96,7 +96,7 @@ void *netisr_ring_block(netisr_ring *ring, unsigned index, int timeout_ms) {
     if (__atomic_load_n(&block->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) return block;
     // The kernel reports the socket readable while the block it filled last is still user
     // space's: true when the caller holds that block (zero-copy), so poll returns at once. Pause
-    // instead of spinning; blocks retire on a timer of tens of milliseconds anyway.
+    // instead of spinning: a pause far shorter than the block timer (10 ms by default).
     if (ready > 0) usleep(500);
     return NULL;
 }

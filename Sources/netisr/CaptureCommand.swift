@@ -52,8 +52,11 @@ struct CaptureCommand: ParsableCommand {
     @Flag(name: .long, help: "One socket and reader per workstream (PACKET_FANOUT, hash) instead of one reader.")
     var fanout = false
 
-    @Option(name: .long, help: "Ring blocks of 1 MiB.")
-    var blocks = 32
+    @Option(name: .long, help: "Ring blocks (the ring is --blocks × --block-kib).")
+    var blocks = 128
+
+    @Option(name: .customLong("block-kib"), help: "KiB per ring block: a power of two, 128…65536.")
+    var blockKiB = 256
 
     @Option(name: .long, help: "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap).")
     var write: String?
@@ -77,6 +80,9 @@ struct CaptureCommand: ParsableCommand {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
         if let count, count <= 0 { throw ValidationError("--count must be positive") }
         guard (1...1024).contains(blocks) else { throw ValidationError("--blocks must be 1…1024") }
+        guard (128...65_536).contains(blockKiB), blockKiB.nonzeroBitCount == 1 else {
+            throw ValidationError("--block-kib must be a power of two, 128…65536")
+        }
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
         if let metrics, metricsEndpoint(metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT (IPv4), e.g. 127.0.0.1:9464")
@@ -101,6 +107,7 @@ struct CaptureCommand: ParsableCommand {
         var options = LiveCaptureOptions()
         options.promiscuous = promiscuous
         options.blockCount = blocks
+        options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
         let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
         let result: ReplayResult

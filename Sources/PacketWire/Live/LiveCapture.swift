@@ -20,19 +20,21 @@ import CLinuxCapture
 
 /// Options of the receive ring.
 public struct LiveCaptureOptions: Sendable {
-    /// Bytes per ring block (a power of two, a multiple of the page size).
-    public var blockSize = 1 << 20
+    /// Bytes per ring block (a power of two, a multiple of the page size). Smaller blocks reach
+    /// user space sooner (a 256 KiB block fills in under 2 ms at 1 Gbit/s) and, with zero-copy,
+    /// a block held for its queued packets leaves more of the ring to the kernel.
+    public var blockSize = 256 << 10
     /// Blocks in the ring.
-    public var blockCount = 32
+    public var blockCount = 128
     /// A block is handed over after this long even if not full.
-    public var retireMilliseconds = 50
+    public var retireMilliseconds = 10
     /// Put the interface in promiscuous mode.
     public var promiscuous = false
     /// A filter in tcpdump's syntax (`tcp port 443`), compiled by libpcap loaded at run time and
     /// attached before any frame arrives; nil for every frame.
     public var filter: String?
 
-    /// The defaults: 32 MiB of ring, blocks retired after 50 ms.
+    /// The defaults: 32 MiB of ring in 256 KiB blocks, retired after 10 ms.
     public init() {}
 }
 
