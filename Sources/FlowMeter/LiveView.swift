@@ -4,6 +4,7 @@
 // counted itself (the workstreams' tables are theirs until the capture ends).
 
 import NetISR
+import PacketWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -20,6 +21,8 @@ public struct LiveView: Sendable {
         public var frames: Int
         /// Their wire bytes.
         public var wireBytes: Int
+        /// Wire bytes so far handed to each workstream's ip, ip6 and arp.
+        public var protocolBytes: [(workstream: Int, protocol: String, bytes: Int)]
         /// The kernel's counters so far.
         public var kernel: (received: UInt64, dropped: UInt64)
         /// The engine's counters now.
@@ -55,16 +58,55 @@ final class LiveStatus: @unchecked Sendable {  // unchecked: atomics in memory i
     let wireBytes = Atomic<Int>(0)
     private let counters: UnsafeMutablePointer<Atomic<UInt64>>
     private let readers: Int
+    /// Wire bytes per workstream × (ip, ip6, arp), added once per ring block.
+    private let protocolBytes: UnsafeMutablePointer<Atomic<Int>>
+    private let workstreams: Int
+    static let protocols = ["ip", "ip6", "arp"]
 
-    init(readers: Int) {
+    init(readers: Int, workstreams: Int) {
         self.readers = readers
+        self.workstreams = workstreams
         counters = .allocate(capacity: 2 * readers)
         for index in 0..<(2 * readers) { (counters + index).initialize(to: Atomic(0)) }
+        protocolBytes = .allocate(capacity: workstreams * Self.protocols.count)
+        for index in 0..<(workstreams * Self.protocols.count) { (protocolBytes + index).initialize(to: Atomic(0)) }
     }
 
     deinit {
         counters.deinitialize(count: 2 * readers)
         counters.deallocate()
+        protocolBytes.deinitialize(count: workstreams * Self.protocols.count)
+        protocolBytes.deallocate()
+    }
+
+    /// The slot of a frame's first network layer in `protocolBytes`, nil for what ether keeps.
+    static func protocolIndex(_ network: NetworkProtocol) -> Int? {
+        switch network {
+        case .ipv4: 0
+        case .ipv6: 1
+        case .arp: 2
+        default: nil
+        }
+    }
+
+    /// Adds a reader's per-block counts (workstream × protocol, as `protocolIndex`) and zeroes them.
+    func addProtocolBytes(_ counts: inout [Int]) {
+        for index in counts.indices where counts[index] != 0 {
+            protocolBytes[index].wrappingAdd(counts[index], ordering: .relaxed)
+            counts[index] = 0
+        }
+    }
+
+    /// Wire bytes so far per workstream and protocol.
+    var bytesByProtocol: [(workstream: Int, protocol: String, bytes: Int)] {
+        (0..<workstreams).flatMap { workstream in
+            Self.protocols.indices.map { index in
+                (
+                    workstream, Self.protocols[index],
+                    protocolBytes[workstream * Self.protocols.count + index].load(ordering: .relaxed)
+                )
+            }
+        }
     }
 
     /// The kernel's counters, summed over readers.

@@ -141,7 +141,7 @@ public final class Replay: Sendable {
         _ captures: [LiveCapture], _ rings: [ReleaseCounters], _ session: Session, duration: Double?, count: Int?,
         write: CaptureWriter?, metrics: (host: String, port: UInt16)?, liveView: LiveView?
     ) throws -> ReplayResult {
-        let status = LiveStatus(readers: captures.count)
+        let status = LiveStatus(readers: captures.count, workstreams: session.workstreams)
         let server = try metrics.map { endpoint in
             try MetricsServer(host: endpoint.host, port: endpoint.port) {
                 [engine = session.engine, accounts = session.accounts] in
@@ -196,6 +196,8 @@ public final class Replay: Sendable {
         defer { if reader != 0 { arena.drain() } }
         var nextView = limits.started + (liveView?.interval ?? .infinity)
         var talkers = FlowTable()
+        /// For the live view: wire bytes per workstream × protocol since the last block.
+        var protocolBytes = [Int](repeating: 0, count: liveView == nil ? 0 : session.workstreams * 3)
         /// Blocks read and not yet given back, oldest first, with the packets taken from each.
         var held: [(block: Int, issued: Int)] = []
         while !isCancelled {
@@ -229,8 +231,11 @@ public final class Replay: Sendable {
                     } catch { writeError?.pointee = error }
                 }
                 if inRing { issued += 1 }
-                dispatch(
+                let workstream = dispatch(
                     record, file: reader, session: session, state: &state, inPlace: inRing ? ring : nil, arena: arena)
+                if liveView != nil, let index = LiveStatus.protocolIndex(state.summary.network) {
+                    protocolBytes[workstream * 3 + index] += record.originalLength
+                }
                 if liveView != nil, let flow = state.summary.flow {
                     talkers.count(
                         flow, vlan: nil, wireLength: record.originalLength, timestamp: record.timestamp, tcpFlags: 0,
@@ -241,6 +246,7 @@ public final class Replay: Sendable {
             if let read { held.append((read.block, issued)) }
             if limits.count == nil { status.frames.wrappingAdd(frames, ordering: .relaxed) }
             status.wireBytes.wrappingAdd(bytes, ordering: .relaxed)
+            if liveView != nil { status.addProtocolBytes(&protocolBytes) }
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
             if let liveView, now >= nextView {
@@ -250,7 +256,8 @@ public final class Replay: Sendable {
                     LiveView.Frame(
                         elapsed: now - limits.started,
                         frames: min(status.frames.load(ordering: .relaxed), limits.count ?? .max),
-                        wireBytes: status.wireBytes.load(ordering: .relaxed), kernel: status.kernel,
+                        wireBytes: status.wireBytes.load(ordering: .relaxed), protocolBytes: status.bytesByProtocol,
+                        kernel: status.kernel,
                         snapshot: session.engine.snapshot(), topFlows: top))
             }
         }
@@ -368,12 +375,13 @@ public final class Replay: Sendable {
     }
 
     /// Computes a record's flow id (as an RSS NIC would), copies it into the arena and batches it
-    /// for `ether`.
+    /// for `ether`; returns the workstream its network layer will run on.
     @inline(__always)
+    @discardableResult
     private func dispatch(
         _ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState,
         inPlace ring: ReleaseCounters? = nil, arena: PacketArena? = nil
-    ) {
+    ) -> Int {
         let linkType = record.linkType
         var flowID: UInt32?
         if linkType.isSupported {
@@ -405,6 +413,7 @@ public final class Replay: Sendable {
         if state.batch.isFull {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
         }
+        return workstream
     }
 
     /// Sleeps until the packet's capture time, scaled, has come (flushing what is batched first).

@@ -15,7 +15,9 @@ final class LiveStatisticsView: Sendable {
     private let interface: String
     private let interval: Double
     private let terminal = isatty(2) == 1
-    private let previous = Mutex<(handled: [String: Int], frames: Int, bytes: Int, elapsed: Double)>(([:], 0, 0, 0))
+    private let previous = Mutex<
+        (handled: [String: Int], protocolBytes: [String: Int], frames: Int, bytes: Int, elapsed: Double)
+    >(([:], [:], 0, 0, 0))
 
     init(interface: String, interval: Double) {
         self.interface = interface
@@ -25,13 +27,15 @@ final class LiveStatisticsView: Sendable {
     var view: LiveView { LiveView(interval: interval) { frame in self.draw(frame) } }
 
     private func draw(_ frame: LiveView.Frame) {
-        let (last, lastFrames, lastBytes, lastElapsed) = previous.withLock { $0 }
+        let (last, lastProtocolBytes, lastFrames, lastBytes, lastElapsed) = previous.withLock { $0 }
         let span = max(frame.elapsed - lastElapsed, 1e-6)
         let framesPerSecond = Double(frame.frames - lastFrames) / span
         let megabits = Double(frame.wireBytes - lastBytes) * 8 / span / 1e6
         var handled: [String: Int] = [:]
         for row in frame.snapshot.work { handled["\(row.workstream)/\(row.name)"] = row.handled }
-        previous.withLock { $0 = (handled, frame.frames, frame.wireBytes, frame.elapsed) }
+        var protocolBytes: [String: Int] = [:]
+        for row in frame.protocolBytes { protocolBytes["\(row.workstream)/\(row.protocol)"] = row.bytes }
+        previous.withLock { $0 = (handled, protocolBytes, frame.frames, frame.wireBytes, frame.elapsed) }
         let totals = frame.snapshot.totals
         if !terminal {
             writeStandardError(
@@ -45,12 +49,15 @@ final class LiveStatisticsView: Sendable {
             "netisr capture on \(interface): \(Int(frame.elapsed)) s, \(frame.frames) frames, "
             + "\(Int(framesPerSecond)) frames/s, \(Int(megabits)) Mbit/s\n"
         out += "kernel: received \(frame.kernel.received), dropped \(frame.kernel.dropped)\n\n"
-        out += "WSID Name        pkts/s     Len   WMark    QDrops\n"
+        out += "WSID Name        pkts/s    Mbit/s     Len   WMark    QDrops\n"
         for row in frame.snapshot.work where row.name != "ether" {
-            let rate = Double(row.handled - (last["\(row.workstream)/\(row.name)"] ?? 0)) / span
+            let key = "\(row.workstream)/\(row.name)"
+            let rate = Double(row.handled - (last[key] ?? 0)) / span
+            let bits = Double((protocolBytes[key] ?? 0) - (lastProtocolBytes[key] ?? 0)) * 8 / span / 1e6
             out +=
                 pad(String(row.workstream), 4) + " " + pad(row.name, 6, left: true) + pad(String(Int(rate)), 11)
-                + pad(String(row.length), 8) + pad(String(row.watermark), 8) + pad(String(row.queueDrops), 10) + "\n"
+                + pad(String(Int(bits)), 10) + pad(String(row.length), 8) + pad(String(row.watermark), 8)
+                + pad(String(row.queueDrops), 10) + "\n"
         }
         out +=
             "\ndrops: queue-full \(totals.queueDrops), no-handler \(totals.noHandlerDrops), kernel \(frame.kernel.dropped)\n"

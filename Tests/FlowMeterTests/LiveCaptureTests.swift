@@ -43,9 +43,21 @@ import Testing
         var configuration = ReplayConfiguration()
         configuration.threads = 2
         let sender = SenderThread { Self.sendDatagrams(sent, to: port, after: 300_000) }
-        let result = try Replay(configuration).run(interface: "lo", duration: 1.5, write: writer)
+        let views = Mutex<[LiveView.Frame]>([])
+        let view = LiveView(interval: 0.2) { frame in views.withLock { $0.append(frame) } }
+        let result = try Replay(configuration).run(interface: "lo", duration: 1.5, write: writer, liveView: view)
         sender.join()
         try writer.close()
+        // The live view ran while capturing; its last frame (after the datagrams) has seen them all.
+        let shown = views.withLock { $0 }
+        #expect(shown.count >= 3)
+        #expect(zip(shown, shown.dropFirst()).allSatisfy { $0.frames <= $1.frames && $0.elapsed < $1.elapsed })
+        if let last = shown.last {
+            let ipBytes = last.protocolBytes.filter { $0.protocol == "ip" }.reduce(0) { $0 + $1.bytes }
+            #expect(ipBytes >= sent * (14 + 20 + 8 + 100) && last.wireBytes >= ipBytes)
+            #expect(last.topFlows.contains { $0.key.destinationPort == port || $0.key.sourcePort == port })
+            #expect(last.frames <= result.frames)
+        }
         let ours = result.conversations[.udp, default: []].filter { $0.portB == port || $0.portA == port }
         #expect(ours.reduce(0) { $0 + $1.frames } == sent)
         #expect(
