@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,6 +61,10 @@ int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_si
     ring->block_size = block_size;
     ring->block_count = block_count;
     ring->interface_index = (int)index;
+    struct ifreq request_hardware;
+    memset(&request_hardware, 0, sizeof(request_hardware));
+    snprintf(request_hardware.ifr_name, sizeof(request_hardware.ifr_name), "%s", interface);
+    ring->hardware_type = ioctl(fd, SIOCGIFHWADDR, &request_hardware) == 0 ? request_hardware.ifr_hwaddr.sa_family : -1;
     return 0;
 fail_errno : {
     int saved = errno;

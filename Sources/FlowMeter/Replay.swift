@@ -105,11 +105,13 @@ public final class Replay: Sendable {
     ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
     ///     delay per protocol) on this address while capturing.
     ///   - liveView: called from the (first) reader thread every `interval` seconds.
-    ///   - ready: called once the sockets receive, with their number, before the first read.
+    ///   - ready: called once the sockets receive, with their number and link type, before the
+    ///     first read.
     public func run(
         interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), duration: Double? = nil,
         count: Int? = nil, write: CaptureWriter? = nil, fanout: Bool = false,
-        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil, ready: ((Int) -> Void)? = nil
+        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil,
+        ready: ((_ sockets: Int, _ linkType: LinkType) -> Void)? = nil
     ) throws -> ReplayResult {
         if fanout && write != nil {
             throw CaptureError(.io, at: 0, "--write needs the single-reader mode (one writer), not --fanout")
@@ -124,7 +126,7 @@ public final class Replay: Sendable {
             fanout
             ? try LiveCapture.fanout(interface: interface, options: options, sockets: session.workstreams)
             : [try LiveCapture(interface: interface, options: options)]
-        ready?(captures.count)
+        ready?(captures.count, captures[0].linkType)
         let rings = captures.map {
             ReleaseCounters(
                 workstreams: session.workstreams, regions: $0.blockCount, regionSize: $0.blockSize, base: $0.ringBase)

@@ -116,9 +116,10 @@ struct CaptureCommand: ParsableCommand {
                 interface: interface, options: options, duration: duration, count: count, write: writer,
                 fanout: fanout, metrics: metrics.flatMap(metricsEndpoint),
                 liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil
-            ) { [interface] sockets in
+            ) { [interface] sockets, linkType in
                 standardError(
-                    "netisr: listening on \(interface), link-type EN10MB (Ethernet)"
+                    "netisr: listening on \(interface), link-type "
+                        + (linkType == .ethernet ? "EN10MB (Ethernet)" : "RAW (Raw IP)")
                         + (sockets > 1 ? ", \(sockets) sockets in a fanout group" : ""))
             }
         } catch let error as CaptureError {

@@ -1,9 +1,11 @@
 // Real kernel traffic between hosts of our own: two network namespaces joined by a veth pair;
 // tcpreplay sends a synthesized capture into one end and `Replay.run(interface:)` captures the
 // other, once its sockets receive (`ready`). The live result must equal the replay of the file
-// itself (minus kernel drops), or with a filter its UDP part. Needs
-// root, iproute2 and tcpreplay (CI installs it); skipped with a message otherwise. Traffic stays
-// inside the namespaces, which the test removes. Serialized: concurrent `ip netns add` and
+// itself (minus kernel drops), or with a filter its UDP part. A tun device (no link header)
+// receives the same traffic's IP packets, written into it by the test: captured as raw IP, they
+// must equal the replay of a raw-IP file of those packets. Needs root, iproute2 and tcpreplay (CI
+// installs it); skipped with a message otherwise. Traffic stays inside the namespaces, which the
+// test removes. Serialized: concurrent `ip netns add` and
 // `ip netns exec` race on /var/run/netns mounts.
 
 import FlowMeter
@@ -86,7 +88,7 @@ import Testing
             try Replay().run(
                 interface: receiverLink, options: options, duration: filter == nil ? 20 : 4,
                 count: filter == nil ? 3_000 : nil, fanout: fanout
-            ) { sockets.store($0, ordering: .releasing) }
+            ) { count, _ in sockets.store(count, ordering: .releasing) }
         }
         replayer.join()
         #expect(sockets.load(ordering: .relaxed) == (fanout ? live.snapshot.configuration.workstreamCount : 1))
@@ -104,6 +106,75 @@ import Testing
             #expect(ReplayReport.conversationsCSV(live, .udp) == ReplayReport.conversationsCSV(expected, .udp))
             return
         }
+        #expect(live.frames == expected.frames)
+        #expect(live.wireBytes == expected.wireBytes)
+        for kind in ConversationKind.allCases {
+            let ours = ReplayReport.conversationsCSV(live, kind)
+            #expect(ours == ReplayReport.conversationsCSV(expected, kind), "conv_\(kind.rawValue)")
+        }
+    }
+
+    @Test func tunTrafficIsCapturedAsRawIP() throws {
+        guard geteuid() == 0, Self.shell("command -v ip") == 0 else {
+            print("the tun test needs root and iproute2; skipping")
+            return
+        }
+        let namespace = "nst\(getpid() % 100_000)"
+        let device = "tn\(getpid() % 100_000)"
+        guard Self.shell("ip netns add \(namespace)") == 0 else {
+            print("cannot create a network namespace here; skipping")
+            return
+        }
+        defer { _ = Self.shell("ip netns delete \(namespace)") }
+        // The synthesized traffic's IP packets (untagged IPv4 and IPv6 frames without their
+        // Ethernet header), and a raw-IP capture file of them for the expected result.
+        var packets: [(bytes: [UInt8], time: UInt64)] = []
+        var synthesizer = TrafficSynthesizer(.init(packets: 3_000, flows: 200, seed: 72))
+        synthesizer.generate { frame, time in
+            guard frame.count > 14, frame[12] == 0x08 && frame[13] == 0x00 || frame[12] == 0x86 && frame[13] == 0xDD
+            else { return }
+            packets.append((Array(frame[14...]), time))
+        }
+        let path = "/tmp/netisr-tun-\(getpid()).pcap"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: true))
+        for packet in packets {
+            try packet.bytes.withUnsafeBytes { try writer.write($0, timestamp: packet.time, linkType: .raw) }
+        }
+        try writer.close()
+        let expected = try Replay().run(files: [path])
+        #expect(expected.frames == packets.count && packets.count > 2_000)
+
+        let linkType = Mutex<LinkType?>(nil)
+        let live = try Self.inNamespace(namespace) { [packets] in
+            let tun = open("/dev/net/tun", O_RDWR)
+            guard tun >= 0 else { throw CaptureError(.io, at: 0, "no /dev/net/tun") }
+            defer { close(tun) }
+            // struct ifreq: the name, then the flags IFF_TUN | IFF_NO_PI; TUNSETIFF.
+            var request = [UInt8](repeating: 0, count: 40)
+            for (index, byte) in device.utf8.enumerated() { request[index] = byte }
+            request[16] = 0x01
+            request[17] = 0x10
+            guard request.withUnsafeMutableBytes({ ioctl(tun, 0x4004_54CA, $0.baseAddress!) }) == 0,
+                Self.shell("ip link set \(device) up") == 0
+            else { throw CaptureError(.io, at: 0, "cannot create tun device \(device)") }
+            let ready = Atomic<Bool>(false)
+            let injector = SenderThread {
+                while !ready.load(ordering: .acquiring) { usleep(10_000) }
+                for (index, packet) in packets.enumerated() {
+                    _ = packet.bytes.withUnsafeBytes { write(tun, $0.baseAddress, $0.count) }
+                    // Paced: the kernel's receive backlog drops before any capture sees the packet.
+                    if index % 50 == 49 { usleep(1_000) }
+                }
+            }
+            defer { injector.join() }
+            return try Replay().run(interface: device, duration: 20, count: packets.count) { _, type in
+                linkType.withLock { $0 = type }
+                ready.store(true, ordering: .releasing)
+            }
+        }
+        #expect(linkType.withLock { $0 } == .raw)
+        #expect(live.drops.first { $0.reason == "kernel" }?.packets == 0)
         #expect(live.frames == expected.frames)
         #expect(live.wireBytes == expected.wireBytes)
         for kind in ConversationKind.allCases {

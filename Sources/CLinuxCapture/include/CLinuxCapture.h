@@ -13,6 +13,7 @@ typedef struct {
     unsigned block_size;
     unsigned block_count;
     int interface_index;
+    int hardware_type;  // the interface's ARPHRD_* type, -1 if unknown
 } netisr_ring;
 
 typedef struct {

@@ -51,6 +51,9 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     private var startTimestamp: UInt64 = 0
     /// The interface.
     public let interface: String
+    /// What its frames start with: Ethernet (Ethernet and loopback devices) or the IP header
+    /// (tun, WireGuard, IP-in-IP and other devices without a link header).
+    public let linkType: LinkType
 
     /// Opens `interface` with `options` (filter attached) and starts receiving. Needs CAP_NET_RAW.
     public convenience init(interface: String, options: LiveCaptureOptions = LiveCaptureOptions())
@@ -71,6 +74,14 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             throw CaptureError(
                 .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
+        guard let linkType = Self.linkType(hardwareType: ring.hardware_type) else {
+            netisr_ring_close(&ring)
+            throw CaptureError(
+                .io, at: 0,
+                "cannot capture on \(interface): its hardware type (ARPHRD \(ring.hardware_type)) is neither "
+                    + "Ethernet nor raw IP")
+        }
+        self.linkType = linkType
         if let filter = options.filter { try attachFilter(filter) }
     }
 
@@ -107,6 +118,15 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     }
 
     deinit { netisr_ring_close(&ring) }
+
+    /// The link type of an interface's frames, by its ARPHRD_* hardware type, as libpcap chooses.
+    static func linkType(hardwareType: Int32) -> LinkType? {
+        switch hardwareType {
+        case 1, 772: .ethernet  // ARPHRD_ETHER, ARPHRD_LOOPBACK
+        case 0xFFFE, 519, 768, 769, 776: .raw  // ARPHRD_NONE, _RAWIP, _TUNNEL, _TUNNEL6, _SIT
+        default: nil
+        }
+    }
 
     /// The ring's memory: a frame whose bytes lie here belongs to block
     /// `(address - ringBase) / blockSize` (see `readKeepingBlock`).
@@ -150,7 +170,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             packet = netisr_packet_read(current, &frame)
             if skipOutgoing && frame.outgoing != 0 || frame.timestamp_ns < startTimestamp { continue }
             let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
-            if frame.vlan_valid != 0, bytes.count >= 12 {
+            if frame.vlan_valid != 0, linkType == .ethernet, bytes.count >= 12 {
                 try withVLANReinserted(bytes, frame) { tagged in
                     try body(record(tagged, frame, extra: 4), false)
                 }
@@ -194,7 +214,11 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         var instructions: UnsafeMutableRawPointer?
         var count: UInt32 = 0
         var message = [CChar](repeating: 0, count: 512)
-        guard netisr_compile_filter(expression, 1, 262_144, &instructions, &count, &message, message.count) == 0,
+        // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it.
+        let dataLinkType: Int32 = linkType == .ethernet ? 1 : 12
+        guard
+            netisr_compile_filter(
+                expression, dataLinkType, 262_144, &instructions, &count, &message, message.count) == 0,
             let instructions
         else {
             throw CaptureError(
@@ -208,7 +232,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     private func record(_ bytes: UnsafeRawBufferPointer, _ frame: netisr_frame, extra: Int) -> CaptureRecord {
         CaptureRecord(
             bytes: bytes, originalLength: Int(frame.original_length) + extra, timestamp: frame.timestamp_ns,
-            linkType: .ethernet, interfaceID: 0, fileOffset: 0)
+            linkType: linkType, interfaceID: 0, fileOffset: 0)
     }
 
     /// The frame with its 802.1Q (or 802.1ad) tag back after the MAC addresses.
