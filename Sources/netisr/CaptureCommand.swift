@@ -37,8 +37,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(
         name: .long,
         help: """
-            Queue limit per protocol and workstream (0: the engine's 256; capture's default is \
-            larger, as a ring block holds thousands of frames).
+            Queue limit per protocol and workstream (0: the engine's default, 256).
             """
     )
     var qlimit = 4_096
