@@ -17,12 +17,15 @@ public enum ReplayReport {
         }
         var top: [(ConversationKind, ConversationRow)] = []
         guard count > 0 else { return top }
+        // Rows with fewer bytes than the last of a full top list cannot enter it.
+        var smallest = 0
         for kind in [ConversationKind.tcp, .udp] {
-            for row in result.conversations[kind, default: []] {
+            for row in result.conversations[kind, default: []] where row.bytes >= smallest {
                 top.append((kind, row))
                 if top.count >= 4 * count {
                     top.sort(by: before)
                     top.removeLast(top.count - count)
+                    smallest = top[count - 1].1.bytes
                 }
             }
         }

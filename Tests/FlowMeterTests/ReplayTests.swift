@@ -135,6 +135,18 @@ enum SynthCapture {
         let text = ReplayReport.text(result)
         #expect(text.contains("Frames:     2000"))
         #expect(text.contains("Top conversations by bytes"))
+        // The top ten are the TCP and UDP rows with the most bytes, earliest first among equals.
+        let naive = (result.conversations[.tcp, default: []] + result.conversations[.udp, default: []])
+            .sorted { ($0.bytes, $1.firstTimestamp) > ($1.bytes, $0.firstTimestamp) }.prefix(10)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if let header = lines.firstIndex(where: { $0.hasPrefix("Top conversations by bytes") }) {
+            let shown = lines[(header + 2)...].prefix { !$0.isEmpty }.map {
+                $0.split(separator: " ").suffix(2).map { Int($0) ?? -1 }
+            }
+            #expect(shown == naive.map { [$0.frames, $0.bytes] })
+        } else {
+            Issue.record("no top conversations")
+        }
         #expect(text.contains("Workstreams:\nWSID CPU   Name     Len WMark"))
         let json = ReplayReport.json(result)
         #expect(json.hasPrefix("{\"frames\":2000,\"wire_bytes\":\(result.wireBytes),\"captured_bytes\":"))
