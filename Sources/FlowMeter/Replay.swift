@@ -169,13 +169,13 @@ public final class Replay: Sendable {
             ThreadHandle { [self] in
                 held[reader].blocks = readLoop(
                     reader, captures[reader], rings[reader], session, limits, status, write: nil, liveView: nil,
-                    writeError: nil)
+                    countRates: liveView != nil, writeError: nil)
             }
         }
         var writeError: Error?
         held[0].blocks = readLoop(
-            0, captures[0], rings[0], session, limits, status, write: write, liveView: liveView, writeError: &writeError
-        )
+            0, captures[0], rings[0], session, limits, status, write: write, liveView: liveView,
+            countRates: liveView != nil, writeError: &writeError)
         for helper in helpers { helper.join() }
         for (reader, capture) in captures.enumerated() { status.update(reader, capture.statistics()) }
         var errors: [ReplayError] = []
@@ -189,10 +189,13 @@ public final class Replay: Sendable {
         return result
     }
 
-    /// One reader thread's loop; returns the blocks it still holds.
+    /// One reader thread's loop; returns the blocks it still holds. `liveView` runs on the first
+    /// reader only (its top flows are that reader's); with `countRates` every reader counts the
+    /// bytes per workstream and protocol the view shows.
     private func readLoop(
         _ reader: Int, _ capture: LiveCapture, _ ring: ReleaseCounters, _ session: Session, _ limits: LiveLimits,
-        _ status: LiveStatus, write: CaptureWriter?, liveView: LiveView?, writeError: UnsafeMutablePointer<Error?>?
+        _ status: LiveStatus, write: CaptureWriter?, liveView: LiveView?, countRates: Bool,
+        writeError: UnsafeMutablePointer<Error?>?
     ) -> [(block: Int, issued: Int)] {
         var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         if session.readerOrdered { state.fixedWorkstream = reader }
@@ -202,7 +205,7 @@ public final class Replay: Sendable {
         var nextView = limits.started + (liveView?.interval ?? .infinity)
         var talkers = FlowTable()
         /// For the live view: wire bytes per workstream × protocol since the last block.
-        var protocolBytes = [Int](repeating: 0, count: liveView == nil ? 0 : session.workstreams * 3)
+        var protocolBytes = [Int](repeating: 0, count: countRates ? session.workstreams * 3 : 0)
         /// Blocks read and not yet given back, oldest first, with the packets taken from each.
         var held: [(block: Int, issued: Int)] = []
         while !isCancelled {
@@ -238,7 +241,7 @@ public final class Replay: Sendable {
                 if inRing { issued += 1 }
                 let workstream = dispatch(
                     record, file: reader, session: session, state: &state, inPlace: inRing ? ring : nil, arena: arena)
-                if liveView != nil, let index = LiveStatus.protocolIndex(state.summary.network) {
+                if countRates, let index = LiveStatus.protocolIndex(state.summary.network) {
                     protocolBytes[workstream * 3 + index] += record.originalLength
                 }
                 if liveView != nil, let flow = state.summary.flow {
@@ -251,7 +254,7 @@ public final class Replay: Sendable {
             if let read { held.append((read.block, issued)) }
             if limits.count == nil { status.frames.wrappingAdd(frames, ordering: .relaxed) }
             status.wireBytes.wrappingAdd(bytes, ordering: .relaxed)
-            if liveView != nil { status.addProtocolBytes(&protocolBytes) }
+            if countRates { status.addProtocolBytes(&protocolBytes) }
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
             if let liveView, now >= nextView {
