@@ -20,12 +20,42 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+// Whether SOCK_RAW frames of an ARPHRD_* type start with a header the parser reads: Ethernet
+// (ETHER, LOOPBACK) or the IP header (NONE, RAWIP, TUNNEL, TUNNEL6, SIT), as libpcap maps them.
+static int netisr_raw_frames_parse(int hardware_type) {
+    switch (hardware_type) {
+    case 1: case 772: case 0xFFFE: case 519: case 768: case 769: case 776: return 1;
+    default: return 0;
+    }
+}
+
 int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
                      unsigned retire_ms, char *error, size_t error_length) {
     memset(ring, 0, sizeof(*ring));
     ring->fd = -1;
+    ring->hardware_type = -1;
+    int any = strcmp(interface, "any") == 0;
+    if (!any) {
+        unsigned index = if_nametoindex(interface);
+        if (index == 0) {
+            int saved = errno;
+            snprintf(error, error_length, "no interface named %s", interface);
+            return saved ? saved : ENODEV;
+        }
+        ring->interface_index = (int)index;
+        int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq request_hardware;
+        memset(&request_hardware, 0, sizeof(request_hardware));
+        snprintf(request_hardware.ifr_name, sizeof(request_hardware.ifr_name), "%s", interface);
+        if (probe >= 0 && ioctl(probe, SIOCGIFHWADDR, &request_hardware) == 0)
+            ring->hardware_type = request_hardware.ifr_hwaddr.sa_family;
+        if (probe >= 0) close(probe);
+    }
+    // "any" and link types the parser does not read are captured cooked: the kernel removes the
+    // link header and describes it in each frame's sockaddr_ll.
+    ring->cooked = any || !netisr_raw_frames_parse(ring->hardware_type);
     // Protocol 0: the socket receives nothing until it is bound (after its filter is attached).
-    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    int fd = socket(AF_PACKET, ring->cooked ? SOCK_DGRAM : SOCK_RAW, 0);
     if (fd < 0) {
         int saved = errno;
         snprintf(error, error_length, "cannot open a packet socket: %s%s", strerror(saved),
@@ -47,24 +77,11 @@ int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_si
     void *map = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
     if (map == MAP_FAILED) map = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) goto fail_errno;
-    unsigned index = if_nametoindex(interface);
-    if (index == 0) {
-        int saved = errno;
-        snprintf(error, error_length, "no interface named %s", interface);
-        munmap(map, length);
-        close(fd);
-        return saved ? saved : ENODEV;
-    }
     ring->fd = fd;
     ring->map = map;
     ring->map_length = length;
     ring->block_size = block_size;
     ring->block_count = block_count;
-    ring->interface_index = (int)index;
-    struct ifreq request_hardware;
-    memset(&request_hardware, 0, sizeof(request_hardware));
-    snprintf(request_hardware.ifr_name, sizeof(request_hardware.ifr_name), "%s", interface);
-    ring->hardware_type = ioctl(fd, SIOCGIFHWADDR, &request_hardware) == 0 ? request_hardware.ifr_hwaddr.sa_family : -1;
     return 0;
 fail_errno : {
     int saved = errno;
@@ -127,6 +144,12 @@ void *netisr_packet_read(void *packet, netisr_frame *frame) {
     const struct sockaddr_ll *link =
         (const struct sockaddr_ll *)((const char *)packet + TPACKET_ALIGN(sizeof(struct tpacket3_hdr)));
     frame->outgoing = link->sll_pkttype == PACKET_OUTGOING;
+    frame->protocol = ntohs(link->sll_protocol);
+    frame->hardware_type = link->sll_hatype;
+    frame->packet_type = link->sll_pkttype;
+    frame->address_length = link->sll_halen;
+    memcpy(frame->address, link->sll_addr, sizeof(frame->address));
+    frame->interface_index = link->sll_ifindex;
     return (char *)packet + header->tp_next_offset;
 }
 

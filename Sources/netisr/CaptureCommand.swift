@@ -16,7 +16,7 @@ struct CaptureCommand: ParsableCommand {
         abstract: "Capture from a Linux interface (AF_PACKET, TPACKET_V3 ring) into per-flow accounting.",
         discussion: "Runs until Ctrl-C/SIGTERM, --duration or --count. Needs CAP_NET_RAW (root).")
 
-    @Option(name: [.customShort("i"), .long], help: "The interface.")
+    @Option(name: [.customShort("i"), .long], help: "The interface (any: every interface, cooked).")
     var interface: String
 
     @Argument(help: "A filter in tcpdump's syntax, e.g. 'tcp port 443' (compiled with libpcap, loaded at run time).")
@@ -118,7 +118,8 @@ struct CaptureCommand: ParsableCommand {
             ) { [interface] sockets, linkType in
                 standardError(
                     "netisr: listening on \(interface), link-type "
-                        + (linkType == .ethernet ? "EN10MB (Ethernet)" : "RAW (Raw IP)")
+                        + (linkType == .ethernet
+                            ? "EN10MB (Ethernet)" : linkType == .raw ? "RAW (Raw IP)" : "LINUX_SLL2 (Linux cooked v2)")
                         + (sockets > 1 ? ", \(sockets) sockets in a fanout group" : ""))
             }
         } catch let error as CaptureError {

@@ -1,7 +1,8 @@
 // Real kernel traffic between hosts of our own: two network namespaces joined by a veth pair;
 // tcpreplay sends a synthesized capture into one end and `Replay.run(interface:)` captures the
 // other, once its sockets receive (`ready`). The live result must equal the replay of the file
-// itself (minus kernel drops), or with a filter its UDP part. A tun device (no link header)
+// itself (minus kernel drops), or with a filter its UDP part; on `any`, cooked, the same
+// conversations with a cooked header's bytes in place of the Ethernet ones. A tun device (no link header)
 // receives the same traffic's IP packets, written into it by the test: captured as raw IP, they
 // must equal the replay of a raw-IP file of those packets. Needs root, iproute2 and tcpreplay (CI
 // installs it); skipped with a message otherwise. Traffic stays inside the namespaces, which the
@@ -41,8 +42,10 @@ import Testing
         return try outcome.result!.get()
     }
 
-    @Test(arguments: [(false, nil), (true, nil), (true, "udp")] as [(Bool, String?)])
-    func vethTrafficFromTcpreplayEqualsTheFileReplay(fanout: Bool, filter: String?) throws {
+    /// `any`: the receiver captures on every interface, cooked (a Linux cooked v2 header in place
+    /// of each frame's Ethernet header and VLAN tags).
+    @Test(arguments: [(false, nil, false), (true, nil, false), (true, "udp", false), (false, nil, true)])
+    func vethTrafficFromTcpreplayEqualsTheFileReplay(fanout: Bool, filter: String?, any: Bool) throws {
         guard geteuid() == 0 else {
             print("namespace tests need root; skipping")
             return
@@ -51,7 +54,7 @@ import Testing
             print("namespace tests need iproute2 and tcpreplay (apt-get install iproute2 tcpreplay); skipping")
             return
         }
-        let tag = "\(getpid() % 100_000)\(fanout ? "f" : "s")\(filter == nil ? "" : "u")"
+        let tag = "\(getpid() % 100_000)\(fanout ? "f" : "s")\(filter == nil ? "" : "u")\(any ? "a" : "")"
         let (sender, receiver) = ("nsa\(tag)", "nsb\(tag)")
         let (senderLink, receiverLink) = ("va\(tag)", "vb\(tag)")
         defer {
@@ -86,7 +89,7 @@ import Testing
         let live = try Self.inNamespace(receiver) { [options] in
             // With a filter the frame count is not known in advance: the duration ends the capture.
             try Replay().run(
-                interface: receiverLink, options: options, duration: filter == nil ? 20 : 4,
+                interface: any ? "any" : receiverLink, options: options, duration: filter == nil ? 20 : 4,
                 count: filter == nil ? 3_000 : nil, fanout: fanout
             ) { count, _ in sockets.store(count, ordering: .releasing) }
         }
@@ -107,6 +110,34 @@ import Testing
             return
         }
         #expect(live.frames == expected.frames)
+        guard !any else {
+            // Each frame's Ethernet header and VLAN tags became a 20-byte cooked header.
+            let reader = try CaptureReader(path: path)
+            var cookedBytes = 0
+            while try reader.read(
+                maximum: 256,
+                { record in
+                    let bytes = record.bytes
+                    var linkHeader = 14
+                    while bytes.count >= linkHeader + 4,
+                        [0x8100, 0x88A8, 0x9100].contains(Int(bytes[linkHeader - 2]) << 8 | Int(bytes[linkHeader - 1]))
+                    {
+                        linkHeader += 4
+                    }
+                    cookedBytes += record.originalLength - linkHeader + 20
+                }) > 0
+            {}
+            #expect(live.wireBytes == cookedBytes && cookedBytes != expected.wireBytes)
+            for kind in ConversationKind.allCases {
+                let frames = { (result: ReplayResult) in
+                    result.conversations[kind, default: []].map {
+                        "\($0.addressA) \($0.portA) \($0.addressB) \($0.portB) \($0.framesAToB) \($0.framesBToA)"
+                    }
+                }
+                #expect(frames(live) == frames(expected), "conv_\(kind.rawValue)")
+            }
+            return
+        }
         #expect(live.wireBytes == expected.wireBytes)
         for kind in ConversationKind.allCases {
             let ours = ReplayReport.conversationsCSV(live, kind)

@@ -12,8 +12,9 @@ typedef struct {
     size_t map_length;
     unsigned block_size;
     unsigned block_count;
-    int interface_index;
-    int hardware_type;  // the interface's ARPHRD_* type, -1 if unknown
+    int interface_index;  // 0 for "any"
+    int hardware_type;    // the interface's ARPHRD_* type, -1 if unknown or "any"
+    int cooked;           // SOCK_DGRAM: frames start at the network header (see netisr_frame)
 } netisr_ring;
 
 typedef struct {
@@ -25,9 +26,16 @@ typedef struct {
     uint16_t vlan_tpid;
     int vlan_valid;             // the kernel stripped a tag into vlan_tci/vlan_tpid
     int outgoing;               // sent by this host (PACKET_OUTGOING)
+    // The link layer as the kernel describes it (sockaddr_ll), for cooked frames' headers.
+    uint16_t protocol;          // EtherType, host order
+    uint16_t hardware_type;     // ARPHRD_*
+    uint8_t packet_type;        // PACKET_HOST, _BROADCAST, _MULTICAST, _OTHERHOST, _OUTGOING
+    uint8_t address_length;
+    uint8_t address[8];
+    int interface_index;
 } netisr_frame;
 
-/// Opens an AF_PACKET socket for `interface` with a TPACKET_V3 ring of `block_count` blocks of
+/// Opens an AF_PACKET socket for `interface` ("any": every interface) with a TPACKET_V3 ring of `block_count` blocks of
 /// `block_size` bytes, blocks retired after `retire_ms`. It receives nothing until
 /// `netisr_ring_bind` (attach a filter first). Returns 0, or an errno value with a message in `error`.
 int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,

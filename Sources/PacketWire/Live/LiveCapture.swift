@@ -5,7 +5,8 @@
 // the kernel afterwards. VLAN tags the kernel stripped into the frame's metadata are put back
 // (as libpcap does) so flows see them; on loopback the outgoing copy of each packet is skipped,
 // again as libpcap does, so every packet is seen once. The C side (CLinuxCapture) keeps the
-// kernel's structs.
+// kernel's structs. `any`, and interfaces whose link header the parser does not read, are
+// captured cooked (SOCK_DGRAM) and given a Linux cooked v2 header, copied, as libpcap does.
 //
 // Start-up order, so no frame is seen unfiltered, from another interface or twice: the socket is
 // opened receiving nothing, its filter attached, then bound to the interface. A fanout group's
@@ -31,7 +32,9 @@ public struct LiveCaptureOptions: Sendable {
     /// Put the interface in promiscuous mode.
     public var promiscuous = false
     /// A filter in tcpdump's syntax (`tcp port 443`), compiled by libpcap loaded at run time and
-    /// attached before any frame arrives; nil for every frame.
+    /// attached before any frame arrives; nil for every frame. On cooked captures (`any`) the
+    /// kernel filters from the network header, so link-layer primitives (`ether`, `arp`, `vlan`)
+    /// are refused there.
     public var filter: String?
 
     /// The defaults: 32 MiB of ring in 256 KiB blocks, retired after 10 ms.
@@ -45,17 +48,22 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     private var ring = netisr_ring()
     private var nextBlock: UInt32 = 0
     private let skipOutgoing: Bool
-    private var scratch = [UInt8](repeating: 0, count: 65_536 + 4)
+    private var scratch = [UInt8](repeating: 0, count: 65_536 + LiveCapture.cookedHeaderLength)
+    /// A Linux cooked v2 header's length.
+    private static let cookedHeaderLength = 20
     private var lastStatistics: (packets: UInt64, drops: UInt64) = (0, 0)
     /// Frames timestamped earlier (nanoseconds since the epoch) are skipped: see `fanout`.
     private var startTimestamp: UInt64 = 0
     /// The interface.
     public let interface: String
-    /// What its frames start with: Ethernet (Ethernet and loopback devices) or the IP header
-    /// (tun, WireGuard, IP-in-IP and other devices without a link header).
+    /// What its frames start with, as libpcap chooses by the interface's hardware type: Ethernet
+    /// (Ethernet and loopback devices), the IP header (tun, WireGuard, IP-in-IP and other devices
+    /// without a link header), or a Linux cooked (SLL2) header made from what the kernel tells of
+    /// the link layer (`any`, and every other type).
     public let linkType: LinkType
 
-    /// Opens `interface` with `options` (filter attached) and starts receiving. Needs CAP_NET_RAW.
+    /// Opens `interface` (`any`: every interface) with `options` (filter attached) and starts
+    /// receiving. Needs CAP_NET_RAW.
     public convenience init(interface: String, options: LiveCaptureOptions = LiveCaptureOptions())
         throws(CaptureError)
     {
@@ -74,14 +82,8 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             throw CaptureError(
                 .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        guard let linkType = Self.linkType(hardwareType: ring.hardware_type) else {
-            netisr_ring_close(&ring)
-            throw CaptureError(
-                .io, at: 0,
-                "cannot capture on \(interface): its hardware type (ARPHRD \(ring.hardware_type)) is neither "
-                    + "Ethernet nor raw IP")
-        }
-        self.linkType = linkType
+        linkType =
+            ring.cooked != 0 ? .linuxSLL2 : ring.hardware_type == 1 || ring.hardware_type == 772 ? .ethernet : .raw
         if let filter = options.filter { try attachFilter(filter) }
     }
 
@@ -111,6 +113,9 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     }
 
     private func bind(promiscuous: Bool) throws(CaptureError) {
+        if promiscuous && ring.interface_index == 0 {
+            throw CaptureError(.io, at: 0, "promiscuous mode needs one interface, not \(interface)")
+        }
         let status = netisr_ring_bind(&ring, promiscuous ? 1 : 0)
         guard status == 0 else {
             throw CaptureError(.io, at: 0, "cannot bind to \(interface): \(String(cString: strerror(status)))")
@@ -118,15 +123,6 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     }
 
     deinit { netisr_ring_close(&ring) }
-
-    /// The link type of an interface's frames, by its ARPHRD_* hardware type, as libpcap chooses.
-    static func linkType(hardwareType: Int32) -> LinkType? {
-        switch hardwareType {
-        case 1, 772: .ethernet  // ARPHRD_ETHER, ARPHRD_LOOPBACK
-        case 0xFFFE, 519, 768, 769, 776: .raw  // ARPHRD_NONE, _RAWIP, _TUNNEL, _TUNNEL6, _SIT
-        default: nil
-        }
-    }
 
     /// The ring's memory: a frame whose bytes lie here belongs to block
     /// `(address - ringBase) / blockSize` (see `readKeepingBlock`).
@@ -170,7 +166,11 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             packet = netisr_packet_read(current, &frame)
             if skipOutgoing && frame.outgoing != 0 || frame.timestamp_ns < startTimestamp { continue }
             let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
-            if frame.vlan_valid != 0, linkType == .ethernet, bytes.count >= 12 {
+            if ring.cooked != 0 {
+                try withCookedHeader(bytes, frame) { cooked in
+                    try body(record(cooked, frame, extra: Self.cookedHeaderLength), false)
+                }
+            } else if frame.vlan_valid != 0, linkType == .ethernet, bytes.count >= 12 {
                 try withVLANReinserted(bytes, frame) { tagged in
                     try body(record(tagged, frame, extra: 4), false)
                 }
@@ -214,7 +214,8 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         var instructions: UnsafeMutableRawPointer?
         var count: UInt32 = 0
         var message = [CChar](repeating: 0, count: 512)
-        // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it.
+        // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it — also for cooked
+        // sockets, whose filters see frames from the network header.
         let dataLinkType: Int32 = linkType == .ethernet ? 1 : 12
         guard
             netisr_compile_filter(
@@ -233,6 +234,34 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         CaptureRecord(
             bytes: bytes, originalLength: Int(frame.original_length) + extra, timestamp: frame.timestamp_ns,
             linkType: linkType, interfaceID: 0, fileOffset: 0)
+    }
+
+    /// A cooked frame behind the Linux cooked v2 (SLL2) header libpcap would give it: EtherType,
+    /// reserved, interface index, ARPHRD type, packet type, address length, 8 address bytes.
+    private func withCookedHeader<R>(
+        _ bytes: UnsafeRawBufferPointer, _ frame: netisr_frame, _ body: (UnsafeRawBufferPointer) throws -> R
+    ) rethrows -> R {
+        let header = Self.cookedHeaderLength
+        let length = min(bytes.count, scratch.count - header)
+        return try scratch.withUnsafeMutableBytes { buffer in
+            func put(_ value: UInt32, at offset: Int, bytes count: Int) {
+                for index in 0..<count {
+                    buffer[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * (count - 1 - index)))
+                }
+            }
+            put(UInt32(frame.protocol), at: 0, bytes: 2)
+            put(0, at: 2, bytes: 2)
+            put(UInt32(bitPattern: frame.interface_index), at: 4, bytes: 4)
+            put(UInt32(frame.hardware_type), at: 8, bytes: 2)
+            buffer[10] = frame.packet_type
+            buffer[11] = frame.address_length
+            withUnsafeBytes(of: frame.address) { address in
+                for index in 0..<8 { buffer[12 + index] = address[index] }
+            }
+            UnsafeMutableRawBufferPointer(rebasing: buffer[header..<(header + length)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+            return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<(header + length)]))
+        }
     }
 
     /// The frame with its 802.1Q (or 802.1ad) tag back after the MAC addresses.
