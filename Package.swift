@@ -31,10 +31,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting"]),
-        .testTarget(name: "PacketWireTests", dependencies: ["PacketWire"]),
+        // Shared by the test targets only (fixtures, threads); not part of any product.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "NetISRTests", dependencies: ["NetISR", "NetISRTesting", "TestSupport"]),
+        .testTarget(name: "PacketWireTests", dependencies: ["PacketWire", "TestSupport"]),
         .testTarget(
-            name: "FlowMeterTests", dependencies: ["FlowMeter", "PacketWire", "NetISR"], exclude: ["Fixtures"]),
+            name: "FlowMeterTests", dependencies: ["FlowMeter", "PacketWire", "NetISR", "TestSupport"],
+            exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,7 @@
 import FlowMeter
 import PacketWire
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -16,17 +17,9 @@ import Testing
         usleep(delay)
         let socketDescriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(socketDescriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let payload = [UInt8](repeating: 0x42, count: 100)
         for _ in 0..<count {
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(socketDescriptor, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            _ = Loopback.withAddress(port: port) { sendto(socketDescriptor, payload, payload.count, 0, $0, $1) }
         }
     }
 
@@ -42,7 +35,7 @@ import Testing
         let writer = try CaptureWriter(path: path, format: .pcapng(nanosecond: true))
         var configuration = ReplayConfiguration()
         configuration.threads = 2
-        let sender = SenderThread { Self.sendDatagrams(sent, to: port, after: 300_000) }
+        let sender = TestThread { Self.sendDatagrams(sent, to: port, after: 300_000) }
         let views = Mutex<[LiveView.Frame]>([])
         let view = LiveView(interval: 0.2) { frame in views.withLock { $0.append(frame) } }
         let result = try Replay(configuration).run(interface: "lo", duration: 1.5, write: writer, liveView: view)
@@ -83,22 +76,4 @@ import Testing
             #expect(error.message.contains("no-such-if0"))
         }
     }
-}
-
-final class SenderThread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private let body: @Sendable () -> Void
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        pthread_create(
-            &handle, nil,
-            { raw in
-                let thread = Unmanaged<SenderThread>.fromOpaque(raw!).takeRetainedValue()
-                thread.body()
-                return nil
-            }, Unmanaged.passRetained(self).toOpaque())
-    }
-
-    func join() { pthread_join(handle, nil) }
 }

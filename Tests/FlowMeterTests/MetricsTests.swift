@@ -5,6 +5,7 @@ import FlowMeter
 import NetISR
 import NetISRTesting
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -16,15 +17,7 @@ enum HTTP {
     static func get(_ path: String, port: UInt16) -> String {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let connected = Loopback.withAddress(port: port) { connect(descriptor, $0, $1) }
         guard connected == 0 else { return "" }
         let request = Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
@@ -83,8 +76,8 @@ enum HTTP {
         let port = UInt16(20_000 + getpid() % 10_000)
         final class Scrape: @unchecked Sendable { var text = "" }
         let scrape = Scrape()
-        let traffic = SenderThread { LiveCaptureTests.sendDatagrams(100, to: port + 1, after: 200_000) }
-        let scraper = SenderThread {
+        let traffic = TestThread { LiveCaptureTests.sendDatagrams(100, to: port + 1, after: 200_000) }
+        let scraper = TestThread {
             usleep(900_000)
             scrape.text = HTTP.get("/metrics", port: port)
         }

@@ -12,6 +12,7 @@
 import FlowMeter
 import PacketWire
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -32,7 +33,7 @@ import Testing
         -> ReplayResult
     {
         let outcome = Outcome()
-        let thread = SenderThread {
+        let thread = TestThread {
             outcome.result = Result {
                 try LiveCapture.enterNetworkNamespace(named: name)
                 return try body()
@@ -80,7 +81,7 @@ import Testing
         defer { unlink(path) }
         let expected = try Replay().run(files: [path])
         let sockets = Atomic<Int>(0)
-        let replayer = SenderThread {
+        let replayer = TestThread {
             while sockets.load(ordering: .acquiring) == 0 { usleep(10_000) }
             _ = Self.shell("ip netns exec \(sender) tcpreplay -q -i \(senderLink) --mbps 200 '\(path)'")
         }
@@ -190,7 +191,7 @@ import Testing
                 Self.shell("ip link set \(device) up") == 0
             else { throw CaptureError(.io, at: 0, "cannot create tun device \(device)") }
             let ready = Atomic<Bool>(false)
-            let injector = SenderThread {
+            let injector = TestThread {
                 while !ready.load(ordering: .acquiring) { usleep(10_000) }
                 for (index, packet) in packets.enumerated() {
                     _ = packet.bytes.withUnsafeBytes { write(tun, $0.baseAddress, $0.count) }

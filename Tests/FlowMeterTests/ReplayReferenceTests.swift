@@ -5,6 +5,7 @@
 import FlowMeter
 import NetISR
 import PacketWire
+import TestSupport
 import Testing
 
 @Suite struct ReplayReferenceTests {

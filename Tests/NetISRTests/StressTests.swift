@@ -5,6 +5,7 @@
 
 import NetISR
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ import Testing
         let start = Atomic<Bool>(false)
         let done = Atomic<Int>(0)
         let threads = (0..<producers).map { producer in
-            Thread {
+            TestThread {
                 while !start.load(ordering: .acquiring) {}
                 var sequence: UInt64 = 0
                 var batch = PacketBatch(capacity: 32)

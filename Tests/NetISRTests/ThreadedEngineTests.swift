@@ -4,6 +4,7 @@
 
 import NetISR
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -223,7 +224,7 @@ func eventually(_ condition: () -> Bool) -> Bool {
         try engine.start()
         let offered = Atomic<Int>(0)
         let stop = Atomic<Bool>(false)
-        let producer = Thread {
+        let producer = TestThread {
             var flow: UInt32 = 0
             while !stop.load(ordering: .relaxed) {
                 flow &+= 1
@@ -243,24 +244,4 @@ func eventually(_ condition: () -> Bool) -> Bool {
         expectConservation(engine.snapshot(), offered: offered.load(ordering: .relaxed), releases: releases)
         #expect(engine.snapshot().totals.noHandlerDrops > 0)
     }
-}
-
-/// A plain joinable thread for tests.
-final class Thread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private let body: @Sendable () -> Void
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(
-            &handle, nil,
-            { raw in
-                let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-                thread.body()
-                return nil
-            }, context)
-    }
-
-    func join() { pthread_join(handle, nil) }
 }

@@ -4,6 +4,7 @@
 // a typed error, never loop. The libFuzzer targets (Fuzz/) search far more widely.
 
 import PacketWire
+import TestSupport
 import Testing
 
 @Suite struct HostileInputTests {

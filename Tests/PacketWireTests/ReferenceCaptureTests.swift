@@ -3,6 +3,7 @@
 // frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference).
 
 import PacketWire
+import TestSupport
 import Testing
 
 @Suite struct ReferenceCaptureTests {

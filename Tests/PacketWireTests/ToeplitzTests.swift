@@ -1,6 +1,7 @@
 // The Toeplitz hash against the published verification vectors.
 
 import PacketWire
+import TestSupport
 import Testing
 
 @Suite struct ToeplitzTests {
