@@ -20,12 +20,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Whether SOCK_RAW frames of an ARPHRD_* type start with a header the parser reads: Ethernet
-// (ETHER, LOOPBACK) or the IP header (NONE, RAWIP, TUNNEL, TUNNEL6, SIT), as libpcap maps them.
-static int netisr_raw_frames_parse(int hardware_type) {
+// The link type (LINKTYPE_*) of an interface's frames by its ARPHRD_* type, as libpcap maps them:
+// Ethernet (ETHER, LOOPBACK), raw IP (NONE, RAWIP, TUNNEL, TUNNEL6, SIT), else Linux cooked v2.
+static unsigned netisr_link_type(int hardware_type) {
     switch (hardware_type) {
-    case 1: case 772: case 0xFFFE: case 519: case 768: case 769: case 776: return 1;
-    default: return 0;
+    case 1: case 772: return NETISR_LINK_ETHERNET;
+    case 0xFFFE: case 519: case 768: case 769: case 776: return NETISR_LINK_RAW;
+    default: return NETISR_LINK_COOKED;
     }
 }
 
@@ -33,7 +34,7 @@ int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_si
                      unsigned retire_ms, char *error, size_t error_length) {
     memset(ring, 0, sizeof(*ring));
     ring->fd = -1;
-    ring->hardware_type = -1;
+    int hardware_type = -1;  // unknown, or "any"
     int any = strcmp(interface, "any") == 0;
     if (!any) {
         unsigned index = if_nametoindex(interface);
@@ -48,14 +49,14 @@ int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_si
         memset(&request_hardware, 0, sizeof(request_hardware));
         snprintf(request_hardware.ifr_name, sizeof(request_hardware.ifr_name), "%s", interface);
         if (probe >= 0 && ioctl(probe, SIOCGIFHWADDR, &request_hardware) == 0)
-            ring->hardware_type = request_hardware.ifr_hwaddr.sa_family;
+            hardware_type = request_hardware.ifr_hwaddr.sa_family;
         if (probe >= 0) close(probe);
     }
     // "any" and link types the parser does not read are captured cooked: the kernel removes the
     // link header and describes it in each frame's sockaddr_ll.
-    ring->cooked = any || !netisr_raw_frames_parse(ring->hardware_type);
+    ring->link_type = any ? NETISR_LINK_COOKED : netisr_link_type(hardware_type);
     // Protocol 0: the socket receives nothing until it is bound (after its filter is attached).
-    int fd = socket(AF_PACKET, ring->cooked ? SOCK_DGRAM : SOCK_RAW, 0);
+    int fd = socket(AF_PACKET, ring->link_type == NETISR_LINK_COOKED ? SOCK_DGRAM : SOCK_RAW, 0);
     if (fd < 0) {
         int saved = errno;
         snprintf(error, error_length, "cannot open a packet socket: %s%s", strerror(saved),

@@ -89,14 +89,7 @@ struct ConversationTable {
             keys.append(key)
             if let reused { index.replace(hash, old: reused, new: row) } else { index.insert(hash, row: row) }
         }
-        if rows[row].addressA == source && rows[row].portA == sourcePort {
-            rows[row].framesAToB += 1
-            rows[row].bytesAToB += wireLength
-        } else {
-            rows[row].framesBToA += 1
-            rows[row].bytesBToA += wireLength
-        }
-        if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
+        add(to: row, source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
         return row
     }
 
@@ -107,6 +100,13 @@ struct ConversationTable {
         -> Bool
     {
         if let flags = tcpFlags, flags & 0x12 == 0x02, rows[row].closed { return false }
+        add(to: row, source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
+        return true
+    }
+
+    /// Adds a frame to a row in its direction; a FIN or RST closes the row's TCP stream.
+    @inline(__always)
+    private mutating func add(to row: Int, source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8?) {
         if rows[row].addressA == source && rows[row].portA == sourcePort {
             rows[row].framesAToB += 1
             rows[row].bytesAToB += wireLength
@@ -115,7 +115,6 @@ struct ConversationTable {
             rows[row].bytesBToA += wireLength
         }
         if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
-        return true
     }
 
     /// Merges tables from several workstreams, sorted as tshark sorts. A row split across

@@ -124,7 +124,8 @@ extension Replay {
         var nextView = limits.started + (liveView?.interval ?? .infinity)
         var talkers = FlowTable()
         /// For the live view: wire bytes per workstream × protocol since the last block.
-        var protocolBytes = [Int](repeating: 0, count: countRates ? session.workstreams * 3 : 0)
+        var protocolBytes = [Int](
+            repeating: 0, count: countRates ? session.workstreams * LiveStatus.protocols.count : 0)
         /// Blocks read and not yet given back, oldest first, with the packets taken from each.
         var held: [(block: Int, issued: Int)] = []
         while !isCancelled {
@@ -161,7 +162,7 @@ extension Replay {
                 let workstream = dispatch(
                     record, file: reader, session: session, state: &state, inPlace: inRing ? ring : nil, arena: arena)
                 if countRates, let index = LiveStatus.protocolIndex(state.summary.network) {
-                    protocolBytes[workstream * 3 + index] += record.originalLength
+                    protocolBytes[workstream * LiveStatus.protocols.count + index] += record.originalLength
                 }
                 if liveView != nil, let flow = state.summary.flow {
                     talkers.count(

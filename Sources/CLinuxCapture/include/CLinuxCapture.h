@@ -13,9 +13,12 @@ typedef struct {
     unsigned block_size;
     unsigned block_count;
     int interface_index;  // 0 for "any"
-    int hardware_type;    // the interface's ARPHRD_* type, -1 if unknown or "any"
-    int cooked;           // SOCK_DGRAM: frames start at the network header (see netisr_frame)
+    unsigned link_type;   // NETISR_LINK_*: what the frames start with
 } netisr_ring;
+
+/// Link types (LINKTYPE_* values) of a ring's frames. Cooked rings are SOCK_DGRAM: frames start
+/// at the network header, and netisr_frame describes the link layer.
+enum { NETISR_LINK_ETHERNET = 1, NETISR_LINK_RAW = 101, NETISR_LINK_COOKED = 276 };
 
 typedef struct {
     const unsigned char *data;  // the frame from its link-layer header
@@ -35,9 +38,10 @@ typedef struct {
     int interface_index;
 } netisr_frame;
 
-/// Opens an AF_PACKET socket for `interface` ("any": every interface) with a TPACKET_V3 ring of `block_count` blocks of
-/// `block_size` bytes, blocks retired after `retire_ms`. It receives nothing until
-/// `netisr_ring_bind` (attach a filter first). Returns 0, or an errno value with a message in `error`.
+/// Opens an AF_PACKET socket for `interface` ("any": every interface) with a TPACKET_V3 ring of
+/// `block_count` blocks of `block_size` bytes, blocks retired after `retire_ms`. It receives
+/// nothing until `netisr_ring_bind` (attach a filter first). Returns 0, or an errno value with a
+/// message in `error`.
 int netisr_ring_open(netisr_ring *ring, const char *interface, unsigned block_size, unsigned block_count,
                      unsigned retire_ms, char *error, size_t error_length);
 

@@ -82,8 +82,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             throw CaptureError(
                 .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        linkType =
-            ring.cooked != 0 ? .linuxSLL2 : ring.hardware_type == 1 || ring.hardware_type == 772 ? .ethernet : .raw
+        linkType = LinkType(rawValue: UInt32(ring.link_type))
         if let filter = options.filter { try attachFilter(filter) }
     }
 
@@ -166,7 +165,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             packet = netisr_packet_read(current, &frame)
             if skipOutgoing && frame.outgoing != 0 || frame.timestamp_ns < startTimestamp { continue }
             let bytes = UnsafeRawBufferPointer(start: frame.data, count: Int(frame.captured_length))
-            if ring.cooked != 0 {
+            if linkType == .linuxSLL2 {
                 try withCookedHeader(bytes, frame) { cooked in
                     try body(record(cooked, frame, extra: Self.cookedHeaderLength), false)
                 }
