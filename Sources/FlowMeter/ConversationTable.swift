@@ -62,6 +62,8 @@ struct ConversationTable {
     private(set) var rows: [ConversationRow] = []
     private(set) var keys: [ConversationKey] = []
     private var index = RowIndex()
+    /// Some row counted an event of addresses other than its frame's flow (see `merge`).
+    var countsForeignEvents = false
 
     /// Counts an event; returns its row.
     @discardableResult
@@ -117,11 +119,22 @@ struct ConversationTable {
         if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
     }
 
-    /// Merges tables from several workstreams, sorted as tshark sorts. A row split across
-    /// workstreams (only inner headers of tunnels can be) keeps the orientation of its earliest
-    /// part; rows of one key within one table are separate TCP streams and stay apart. The
-    /// merge is hash-based (RowIndex), then one sort.
-    static func merge(_ tables: [ConversationTable]) -> [ConversationRow] {
+    /// Merges tables from several workstreams: their rows table after table, each table's in order
+    /// of first appearance (`sortedAsTshark` orders them for display). A row split across
+    /// workstreams keeps the orientation of its earliest part, in the place of the first part
+    /// merged; rows of one key within one table are separate TCP streams and stay apart.
+    ///
+    /// When frames were placed by their flow's addresses (`placedByAddresses`: flow or CPU
+    /// ordering by the address hash), a row of the frame's own addresses is counted on one
+    /// workstream only, so unless some table counted a foreign event (a tunnel's other header) the
+    /// merge is a concatenation. Otherwise it is hash-based (RowIndex). It sorts nothing.
+    static func merge(_ tables: [ConversationTable], placedByAddresses: Bool) -> [ConversationRow] {
+        if placedByAddresses && !tables.contains(where: \.countsForeignEvents) {
+            var rows: [ConversationRow] = []
+            rows.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
+            for table in tables { rows.append(contentsOf: table.rows) }
+            return rows
+        }
         let total = tables.reduce(0) { $0 + $1.rows.count }
         var result: [ConversationRow] = []
         result.reserveCapacity(total)
@@ -149,11 +162,15 @@ struct ConversationTable {
             }
         }
         for (at, parts) in splitParts { result[at] = combine([result[at]] + parts) }
-        result.sort {
+        return result
+    }
+
+    /// `rows` in tshark's order: by address A, port A, address B, port B, then first frame.
+    static func sortedAsTshark(_ rows: [ConversationRow]) -> [ConversationRow] {
+        rows.sorted {
             ($0.addressA, $0.portA, $0.addressB, $0.portB, $0.firstTimestamp)
                 < ($1.addressA, $1.portA, $1.addressB, $1.portB, $1.firstTimestamp)
         }
-        return result
     }
 
     private static func combine(_ parts: [ConversationRow]) -> ConversationRow {

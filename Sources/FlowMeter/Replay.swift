@@ -107,6 +107,8 @@ public final class Replay: Sendable {
         let workstreams: Int
         /// Fanout mode: reader N feeds workstream N (its packets carry N as their file index).
         let readerOrdered: Bool
+        /// Network-layer frames go to workstreams by their flow's address hash (flow or cpu ordering).
+        let placedByAddresses: Bool
         let started = ContinuousClock.now
 
         init(_ configuration: ReplayConfiguration, measureDelays: Bool = false) throws(NetISRError) {
@@ -119,6 +121,7 @@ public final class Replay: Sendable {
             self.workstreams = workstreams
             accounts = ReplayAccounts(workstreams: workstreams, measureDelays: measureDelays)
             readerOrdered = configuration.ordering == "reader"
+            placedByAddresses = configuration.ordering != "reader" && configuration.ordering != "source"
             let ordering: OrderingPolicy =
                 switch configuration.ordering {
                 case "source": .source
@@ -140,7 +143,7 @@ public final class Replay: Sendable {
             arena.drain()
             let elapsed = ContinuousClock.now - started
             return ReplayResult(
-                accounts: accounts, snapshot: engine.snapshot(), errors: errors,
+                accounts: accounts, placedByAddresses: placedByAddresses, snapshot: engine.snapshot(), errors: errors,
                 elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
                 cancelled: cancelled, kernelDrops: kernelDrops)
@@ -223,8 +226,10 @@ public final class Replay: Sendable {
         let packet: Packet
         if let ring {
             packet = ring.packet(record.bytes, releasedBy: workstream, make)
+        } else if let arena {
+            packet = arena.packet(record.bytes, releasedBy: workstream, make)
         } else {
-            packet = (arena ?? session.arena).packet(record.bytes, releasedBy: workstream, make)
+            packet = session.arena.packet(record.bytes, releasedBy: workstream, make)
         }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

@@ -7,13 +7,16 @@ import PacketWire
 
 /// Renderings of a `ReplayResult`.
 public enum ReplayReport {
-    /// The `count` TCP and UDP conversations with the most bytes (earliest first among equals),
-    /// kept in a small buffer rather than by sorting copies of every row.
+    /// The `count` TCP and UDP conversations with the most bytes (earliest first among equals, then
+    /// by endpoints, TCP before UDP: one order whatever order the rows come in), kept in a small
+    /// buffer rather than by sorting copies of every row.
     private static func largestConversations(_ result: ReplayResult, _ count: Int) -> [(
         ConversationKind, ConversationRow
     )] {
         func before(_ a: (ConversationKind, ConversationRow), _ b: (ConversationKind, ConversationRow)) -> Bool {
-            (a.1.bytes, b.1.firstTimestamp) > (b.1.bytes, a.1.firstTimestamp)
+            if a.1.bytes != b.1.bytes { return a.1.bytes > b.1.bytes }
+            return (a.1.firstTimestamp, a.1.addressA, a.1.portA, a.1.addressB, a.1.portB, a.0 == .tcp ? 0 : 1)
+                < (b.1.firstTimestamp, b.1.addressA, b.1.portA, b.1.addressB, b.1.portB, b.0 == .tcp ? 0 : 1)
         }
         var top: [(ConversationKind, ConversationRow)] = []
         guard count > 0 else { return top }
@@ -65,7 +68,7 @@ public enum ReplayReport {
         out += "\nTop conversations by bytes (\(result.conversations[.tcp, default: []].count) TCP, "
         out +=
             "\(result.conversations[.udp, default: []].count) UDP, \(result.conversations[.ip, default: []].count) IPv4, "
-        out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flows.count) flows):\n"
+        out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flowCount) flows):\n"
         out +=
             pad("proto", 6) + pad("A", 44) + pad("B", 44) + pad("frames", 9, right: true)
             + pad("bytes", 12, right: true) + "\n"
@@ -85,7 +88,7 @@ public enum ReplayReport {
     public static func conversationsCSV(_ result: ReplayResult, _ kind: ConversationKind) -> String {
         var out = "addrA,portA,addrB,portB,framesAtoB,bytesAtoB,framesBtoA,bytesBtoA,frames,bytes\n"
         let ports = kind == .tcp || kind == .udp
-        for row in result.conversations[kind, default: []] {
+        for row in result.sortedConversations(kind) {
             out +=
                 "\(row.addressA),\(ports ? String(row.portA) : ""),\(row.addressB),\(ports ? String(row.portB) : ""),"
             out += "\(row.framesAToB),\(row.bytesAToB),\(row.framesBToA),\(row.bytesBToA),\(row.frames),\(row.bytes)\n"
@@ -97,7 +100,7 @@ public enum ReplayReport {
     public static func flowsCSV(_ result: ReplayResult) -> String {
         var out =
             "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream\n"
-        for flow in result.flows {
+        for flow in result.flowsInOrder() {
             let key = flow.key
             out += "\(key.source),\(key.sourcePort),\(key.destination),\(key.destinationPort),\(key.ipProtocol),"
             out += "\(flow.vlan.map(String.init) ?? ""),\(flow.firstTimestamp),\(flow.lastTimestamp),"
@@ -109,7 +112,7 @@ public enum ReplayReport {
 
     /// Flow records as a JSON array.
     public static func flowsJSON(_ result: ReplayResult) -> String {
-        JSONValue.array(result.flows.map(flowJSON)).rendered + "\n"
+        JSONValue.array(result.flowsInOrder().map(flowJSON)).rendered + "\n"
     }
 
     /// Everything as one JSON object: frames, wire_bytes, captured_bytes, l3l4, drops, errors,
@@ -149,7 +152,7 @@ public enum ReplayReport {
                 .object(
                     ConversationKind.allCases.map { ($0.rawValue, .int(result.conversations[$0, default: []].count)) })
             ),
-            ("flows", .int(result.flows.count)),
+            ("flows", .int(result.flowCount)),
         ])
         // Splice the engine's report in under "netisr" (it is already JSON).
         var text = object.rendered

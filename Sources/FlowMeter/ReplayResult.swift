@@ -21,10 +21,15 @@ public struct ReplayResult: Sendable {
     public let timeSpan: (first: UInt64, last: UInt64)?
     /// Frames per (network, transport) pair, in the oracle's names, sorted.
     public let layers: [(network: NetworkProtocol, transport: TransportProtocol, frames: Int)]
-    /// Conversation tables, rows sorted as tshark sorts them.
+    /// Conversation tables, their rows unordered (each workstream's in order of first appearance,
+    /// one workstream after another): `sortedConversations(_:)` orders a table as tshark does, a
+    /// cost paid only by those who print one.
     public let conversations: [ConversationKind: [ConversationRow]]
-    /// Flow records, in order of first packet.
-    public let flows: [FlowRecord]
+    /// Flow records, one list per workstream, each in order of first packet: handing them over
+    /// costs no copy. `flowsInOrder()` merges them.
+    public let flowsByWorkstream: [[FlowRecord]]
+    /// How many flow records there are.
+    public let flowCount: Int
     /// Frames of unsupported link types, by link type.
     public let unsupportedLinkTypes: [UInt32: Int]
     /// Packets dropped, by reason (engine reasons, the kernel's for live captures, unsupported link
@@ -41,9 +46,25 @@ public struct ReplayResult: Sendable {
     /// Whether the frames came from a live interface (`drops` then has the kernel's).
     public let isLive: Bool
 
-    /// Builds the result from `accounts`, moving their tables out (they are left empty).
+    /// One conversation table sorted as tshark sorts it: by address A, port A, address B, port B,
+    /// then first frame.
+    public func sortedConversations(_ kind: ConversationKind) -> [ConversationRow] {
+        ConversationTable.sortedAsTshark(conversations[kind, default: []])
+    }
+
+    /// Every flow record, by first packet's time, then by addresses and ports.
+    public func flowsInOrder() -> [FlowRecord] {
+        flowsByWorkstream.joined().sorted {
+            ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
+                < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
+        }
+    }
+
+    /// Builds the result from `accounts`, moving their tables out (they are left empty);
+    /// `placedByAddresses` as in `ConversationTable.merge`.
     init(
-        accounts: ReplayAccounts, snapshot: NetISRSnapshot, errors: [ReplayError], elapsedNanoseconds: UInt64,
+        accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
+        elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil
     ) {
         let all = accounts.all + accounts.allLinks
@@ -64,17 +85,17 @@ public struct ReplayResult: Sendable {
         // merged: the peak holds the accounts or the result, not both.
         _ = consume all
         var conversations: [ConversationKind: [ConversationRow]] = [:]
-        conversations[.ip] = ConversationTable.merge(accounts.take(\.ipv4, leaving: ConversationTable()))
-        conversations[.ipv6] = ConversationTable.merge(accounts.take(\.ipv6, leaving: ConversationTable()))
-        conversations[.tcp] = ConversationTable.merge(accounts.take(\.tcp, leaving: ConversationTable()))
-        conversations[.udp] = ConversationTable.merge(accounts.take(\.udp, leaving: ConversationTable()))
+        conversations[.ip] = ConversationTable.merge(
+            accounts.take(\.ipv4, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
+        conversations[.ipv6] = ConversationTable.merge(
+            accounts.take(\.ipv6, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
+        conversations[.tcp] = ConversationTable.merge(
+            accounts.take(\.tcp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
+        conversations[.udp] = ConversationTable.merge(
+            accounts.take(\.udp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
         self.conversations = conversations
-        var flows = accounts.take(\.flows, leaving: FlowTable()).flatMap(\.records)
-        flows.sort {
-            ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
-                < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
-        }
-        self.flows = flows
+        flowsByWorkstream = accounts.take(\.flows, leaving: FlowTable()).map(\.records)
+        flowCount = flowsByWorkstream.reduce(0) { $0 + $1.count }
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }

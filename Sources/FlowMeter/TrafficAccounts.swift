@@ -45,7 +45,7 @@ struct TrafficAccounts {
         countLayers(summary.network, summary.transport)
         let events = summary.events
         guard let flow = summary.flow else {
-            countEvents(events, wireLength: wireLength, timestamp: timestamp)
+            countEvents(events, of: nil, wireLength: wireLength, timestamp: timestamp)
             return
         }
         let row = flows.count(
@@ -56,7 +56,7 @@ struct TrafficAccounts {
             && (events[0].kind == .ipv4 || events[0].kind == .ipv6)
             && events[0].source == flow.source && events[0].destination == flow.destination
         guard simple else {
-            countEvents(events, wireLength: wireLength, timestamp: timestamp)
+            countEvents(events, of: flow, wireLength: wireLength, timestamp: timestamp)
             return
         }
         let network = events[0]
@@ -89,8 +89,30 @@ struct TrafficAccounts {
             : ipv6.count(row: row, source: event.source, sourcePort: 0, wireLength: wireLength)
     }
 
-    private mutating func countEvents(_ events: ConversationEvents, wireLength: Int, timestamp: UInt64) {
-        for event in events { countEvent(event, wireLength: wireLength, timestamp: timestamp) }
+    /// Counts every event of a frame whose flow is `flow`. An event of other addresses (a tunnel's
+    /// inner or outer header), or of a frame without a flow, marks its table: its row may also be
+    /// counted on other workstreams, since frames are placed by their flow's addresses.
+    private mutating func countEvents(
+        _ events: ConversationEvents, of flow: FlowKey?, wireLength: Int, timestamp: UInt64
+    ) {
+        for event in events {
+            let own =
+                flow.map {
+                    (event.source == $0.source && event.destination == $0.destination)
+                        || (event.source == $0.destination && event.destination == $0.source)
+                } ?? false
+            countEvent(event, wireLength: wireLength, timestamp: timestamp)
+            if !own { markForeign(event.kind) }
+        }
+    }
+
+    private mutating func markForeign(_ kind: ConversationEvent.Kind) {
+        switch kind {
+        case .ipv4: ipv4.countsForeignEvents = true
+        case .ipv6: ipv6.countsForeignEvents = true
+        case .tcp: tcp.countsForeignEvents = true
+        case .udp: udp.countsForeignEvents = true
+        }
     }
 
     /// Counts one event through its table's index; returns its row.

@@ -131,7 +131,7 @@ import Testing
             #expect(live.wireBytes == cookedBytes && cookedBytes != expected.wireBytes)
             for kind in ConversationKind.allCases {
                 let frames = { (result: ReplayResult) in
-                    result.conversations[kind, default: []].map {
+                    result.sortedConversations(kind).map {
                         "\($0.addressA) \($0.portA) \($0.addressB) \($0.portB) \($0.framesAToB) \($0.framesBToA)"
                     }
                 }
