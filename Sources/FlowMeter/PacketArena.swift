@@ -1,6 +1,6 @@
 // PacketArena: where the replay keeps packet bytes while the engine holds the packets.
 //
-// The reader copies each record into the current chunk (1 MiB) of a fixed ring of chunks and
+// The reader copies each record into the current chunk (512 KiB) of a fixed ring of chunks and
 // hands the engine a packet over those bytes. A chunk is reused only when every packet issued
 // from it has been released. Releases are counted per (workstream, chunk) through one
 // PacketOwner per workstream, so each worker counts on its own cache lines (a drop released by
@@ -15,7 +15,10 @@ import Synchronization
 #endif
 
 final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is handed out as described above
-    static let chunkSize = 1 << 20
+    /// 8 chunks of 512 KiB by default: 4 MiB bound the bytes in flight. A 1M-packet replay took
+    /// 4% less time and 6% less CPU than with 8 MiB (fewer packet bytes pushing the flow tables out
+    /// of the last-level cache); 2 MiB was no better.
+    static let chunkSize = 512 << 10
 
     let chunkCount: Int
     private let memory: UnsafeMutableRawPointer
