@@ -1,14 +1,22 @@
 // RowIndex: an open-addressing hash index from a key's 64-bit hash to a row number, for the
 // per-workstream tables. The rows (and the keys, for equality) live in the tables' own arrays;
-// the index stores only row numbers and hashes, probes linearly and doubles at half load. It
+// the index stores only row numbers and 32 bits of each hash, probes linearly and doubles at half
+// load. Rows are 32-bit: two billion rows would need hundreds of gigabytes of tables first. It
 // replaces Dictionary on the per-packet path, whose SipHash over 40-byte keys dominated the
 // replay's profile.
 
 struct RowIndex {
-    /// A slot: the key's hash and its row (-1: empty), together so a probe touches one line.
+    /// A slot: the low 32 bits of the key's hash (enough to place it again when the index grows,
+    /// and to tell most keys apart) and its row (-1: empty), in 8 bytes so the index of a large
+    /// table stays cached.
     private struct Slot {
-        var hash: UInt64
-        var row: Int
+        var tag: UInt32
+        var storedRow: Int32
+        var row: Int { Int(storedRow) }
+        init(hash: UInt64, row: Int) {
+            tag = UInt32(truncatingIfNeeded: hash)
+            storedRow = Int32(truncatingIfNeeded: row)
+        }
     }
 
     private var slots: [Slot]
@@ -29,7 +37,7 @@ struct RowIndex {
         while true {
             let slot = slots[index]
             if slot.row < 0 { return nil }
-            if slot.hash == hash && matches(slot.row) { return slot.row }
+            if slot.tag == UInt32(truncatingIfNeeded: hash) && matches(slot.row) { return slot.row }
             index = (index + 1) & mask
         }
     }
@@ -48,7 +56,7 @@ struct RowIndex {
         var index = Int(truncatingIfNeeded: hash) & mask
         while slots[index].row >= 0 {
             if slots[index].row == old {
-                slots[index].row = new
+                slots[index].storedRow = Int32(truncatingIfNeeded: new)
                 return
             }
             index = (index + 1) & mask
@@ -60,7 +68,7 @@ struct RowIndex {
         slots = Array(repeating: Slot(hash: 0, row: -1), count: old.count * 2)
         mask = slots.count - 1
         count = 0
-        for slot in old where slot.row >= 0 { insert(slot.hash, row: slot.row) }
+        for slot in old where slot.row >= 0 { insert(UInt64(slot.tag), row: slot.row) }
     }
 }
 
