@@ -120,14 +120,18 @@ enum ReplayRegistration {
             })
         func handler(_ protocolIndex: Int) -> PacketHandler {
             { burst in
+                // Read the shared accounts object once per burst, not per packet: its cache line
+                // may neighbour data the reader writes.
                 let workstream = burst.workstreamID
-                let now = accounts.delays == nil ? 0 : DelayHistogram.now()
+                let account = accounts.workstreams + workstream
+                let delays = accounts.delays
+                let now = delays == nil ? 0 : DelayHistogram.now()
                 var summary = PacketSummary()
                 while let packet = burst.next() {
-                    accounts.delays?.record(
+                    delays?.record(
                         workstream: workstream, protocol: protocolIndex, captured: packet.timestamp, now: now)
                     PacketParser.parse(packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &summary)
-                    accounts.workstreams[workstream].account(
+                    account.pointee.account(
                         summary, wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
                         timestamp: packet.timestamp, workstream: workstream)
                 }

@@ -40,7 +40,9 @@ public struct Packet: ~Copyable {
     @usableFromInline var hasFlowID: Bool
     /// Capture time in nanoseconds since the Unix epoch (0 when unknown).
     public var timestamp: UInt64
-    @usableFromInline unowned(unsafe) let owner: PacketOwner?
+    /// Unretained: neither making nor releasing a packet touches the owner's reference count
+    /// (a count the producer and a worker would otherwise bounce between their caches).
+    @usableFromInline let owner: Unmanaged<PacketOwner>?
 
     /// Creates a packet over `bytes`, which stay valid until `owner.release(_:)` is called.
     ///
@@ -66,7 +68,7 @@ public struct Packet: ~Copyable {
         self.storedFlowID = flowID ?? 0
         self.hasFlowID = flowID != nil
         self.timestamp = timestamp
-        self.owner = owner
+        self.owner = owner.map { Unmanaged.passUnretained($0) }
     }
 
     /// The flow id, if one is known; flow ordering places the packet by it.
@@ -83,6 +85,6 @@ public struct Packet: ~Copyable {
     public consuming func release() {}
 
     deinit {
-        owner?.release(bytes)
+        owner?._withUnsafeGuaranteedRef { $0.release(bytes) }
     }
 }

@@ -14,6 +14,14 @@ import Testing
         return embedded
     }
 
+    /// The rings move descriptors, never bytes: a packet stays 48 bytes (six words), owner included.
+    @Test func aPacketIsASixWordDescriptor() {
+        #expect(MemoryLayout<Packet>.size == 48)
+        let counter = ReleaseCounter()
+        do { _ = packet(counter) }
+        #expect(counter.count == 1)
+    }
+
     @Test func directRunsInTheCaller() throws {
         let embedded = try engine(policy: .direct)
         try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
