@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "NetISRTesting", dependencies: ["NetISR"]),
         .target(name: "CLinuxCapture"),
         .target(name: "PacketWire", dependencies: ["CLinuxCapture"]),
-        .target(name: "FlowMeter", dependencies: ["NetISR", "PacketWire"]),
+        .target(name: "FlowMeter", dependencies: ["NetISR", "PacketWire", "CNetISRShim"]),
         .executableTarget(
             name: "netisr",
             dependencies: [

@@ -65,6 +65,10 @@ struct ConversationTable {
     /// Some row counted an event of addresses other than its frame's flow (see `merge`).
     var countsForeignEvents = false
 
+    /// Starts loading a row.
+    @inline(__always)
+    func prefetch(_ row: Int) { rows.withUnsafeBufferPointer { FlowMeter.prefetch($0, row) } }
+
     /// Counts an event; returns its row.
     @discardableResult
     mutating func count(

@@ -61,13 +61,29 @@ struct FlowTable {
     var records: [FlowRecord] = []
     private var index = RowIndex()
 
-    /// Counts a packet of `flow`; returns its record's row.
+    /// The index hash of a flow (either direction).
+    static func hash(_ flow: FlowKey, vlan: UInt16?) -> UInt64 { FlowTableKey(flow: flow.canonical, vlan: vlan).hash }
+
+    /// Starts loading the index slot a lookup of `hash` reads first.
+    @inline(__always)
+    func prefetchSlot(_ hash: UInt64) { index.prefetch(hash) }
+
+    /// The row a lookup of `hash` will most likely find (its slot cached by now); nil if none.
+    @inline(__always)
+    func likelyRow(_ hash: UInt64) -> Int? { index.candidate(hash) }
+
+    /// Starts loading a record.
+    @inline(__always)
+    func prefetchRecord(_ row: Int) {
+        records.withUnsafeBufferPointer { prefetch($0, row) }
+    }
+
+    /// Counts a packet of `flow` (`hash` from `FlowTable.hash`); returns its record's row.
     @discardableResult
     mutating func count(
-        _ flow: FlowKey, vlan: UInt16?, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8, workstream: Int
+        _ flow: FlowKey, vlan: UInt16?, hash: UInt64, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
+        workstream: Int
     ) -> Int {
-        let key = FlowTableKey(flow: flow.canonical, vlan: vlan)
-        let hash = key.hash
         let reversed = flow.reversed
         if let at = index.find(
             hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })

@@ -166,8 +166,8 @@ extension Replay {
                 }
                 if liveView != nil, let flow = state.summary.flow {
                     talkers.count(
-                        flow, vlan: nil, wireLength: record.originalLength, timestamp: record.timestamp, tcpFlags: 0,
-                        workstream: 0)
+                        flow, vlan: nil, hash: FlowTable.hash(flow, vlan: nil), wireLength: record.originalLength,
+                        timestamp: record.timestamp, tcpFlags: 0, workstream: 0)
                 }
             }
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

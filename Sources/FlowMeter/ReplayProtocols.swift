@@ -126,15 +126,9 @@ enum ReplayRegistration {
                 let account = accounts.workstreams + workstream
                 let delays = accounts.delays
                 let now = delays == nil ? 0 : DelayHistogram.now()
-                var summary = PacketSummary()
-                while let packet = burst.next() {
-                    delays?.record(
-                        workstream: workstream, protocol: protocolIndex, captured: packet.timestamp, now: now)
-                    PacketParser.parse(packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &summary)
-                    account.pointee.account(
-                        summary, wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
-                        timestamp: packet.timestamp, workstream: workstream)
-                }
+                AccountingPipeline.run(
+                    &burst, into: account, workstream: workstream, protocolIndex: protocolIndex, delays: delays,
+                    now: now)
             }
         }
         try engine.register(

@@ -5,6 +5,8 @@
 // replaces Dictionary on the per-packet path, whose SipHash over 40-byte keys dominated the
 // replay's profile.
 
+import CNetISRShim
+
 struct RowIndex {
     /// A slot: the low 32 bits of the key's hash (enough to place it again when the index grows,
     /// and to tell most keys apart) and its row (-1: empty), in 8 bytes so the index of a large
@@ -42,6 +44,25 @@ struct RowIndex {
         }
     }
 
+    /// The first row whose slot carries `hash`'s tag, without comparing keys (for prefetching:
+    /// a rare tag collision names the wrong row, which is harmless there).
+    @inline(__always)
+    func candidate(_ hash: UInt64) -> Int? {
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[index]
+            if slot.row < 0 { return nil }
+            if slot.tag == UInt32(truncatingIfNeeded: hash) { return slot.row }
+            index = (index + 1) & mask
+        }
+    }
+
+    /// Starts loading the slot a lookup of `hash` reads first.
+    @inline(__always)
+    func prefetch(_ hash: UInt64) {
+        slots.withUnsafeBufferPointer { netisr_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+    }
+
     /// Adds `row` under `hash`.
     mutating func insert(_ hash: UInt64, row: Int) {
         if (count + 1) * 2 > slots.count { grow() }
@@ -70,6 +91,15 @@ struct RowIndex {
         count = 0
         for slot in old where slot.row >= 0 { insert(UInt64(slot.tag), row: slot.row) }
     }
+}
+
+/// Starts loading the first and last cache line of `rows[row]` (a hint; out of range does nothing).
+@inline(__always)
+func prefetch<Row>(_ rows: UnsafeBufferPointer<Row>, _ row: Int) {
+    guard row >= 0, row < rows.count, let base = rows.baseAddress else { return }
+    let start = UnsafeRawPointer(base + row)
+    netisr_prefetch(start)
+    netisr_prefetch(start + MemoryLayout<Row>.size - 1)
 }
 
 /// A fast 64-bit mix of key fields (the finalizer of MurmurHash3), for RowIndex.

@@ -33,13 +33,57 @@ struct TrafficAccounts {
         layers[Self.index(network) * TransportProtocol.allCases.count + Self.index(transport)] += 1
     }
 
-    /// Accounts a parsed frame: totals, layers, conversation events and its flow.
+    // Prefetching, for a pipeline over a burst of frames (bulk hash lookups do the same): the
+    // stages below each start loading what the next one reads, so the misses of several frames
+    // overlap instead of stalling `account` one after another. The methods are `mutating` only so
+    // that a call through the accounts' pointer borrows them in place instead of copying them.
+
+    /// Stage 1: the flow's index hash (for the later stages and `account`), its slot prefetched.
+    @inline(__always)
+    mutating func prefetchSlot(for summary: borrowing PacketSummary) -> UInt64 {
+        guard let flow = summary.flow else { return 0 }
+        let hash = FlowTable.hash(flow, vlan: summary.vlan)
+        flows.prefetchSlot(hash)
+        return hash
+    }
+
+    /// Stage 2 (slot cached): prefetches the flow's record.
+    @inline(__always)
+    mutating func prefetchRecord(for summary: borrowing PacketSummary, hash: UInt64) {
+        guard summary.flow != nil, let row = flows.likelyRow(hash) else { return }
+        flows.prefetchRecord(row)
+    }
+
+    /// Stage 3 (record cached): prefetches the conversation rows the record points at.
+    @inline(__always)
+    mutating func prefetchRows(for summary: borrowing PacketSummary, hash: UInt64) {
+        guard summary.flow != nil, let row = flows.likelyRow(hash), row < flows.records.count else { return }
+        let events = summary.events
+        guard events.count > 0 else { return }
+        let networkRow = Int(flows.records[row].networkRow)
+        if events[0].kind == .ipv4 {
+            ipv4.prefetch(networkRow)
+        } else if events[0].kind == .ipv6 {
+            ipv6.prefetch(networkRow)
+        }
+        guard events.count > 1 else { return }
+        let transportRow = Int(flows.records[row].transportRow)
+        if events[1].kind == .tcp {
+            tcp.prefetch(transportRow)
+        } else if events[1].kind == .udp {
+            udp.prefetch(transportRow)
+        }
+    }
+
+    /// Accounts a parsed frame: totals, layers, conversation events and its flow (`flowHash` from
+    /// `prefetchSlot(for:)`).
     ///
     /// The common frame — one IP header and at most one TCP/UDP header, both the flow's own —
     /// takes one flow-table lookup: the flow record remembers its conversation rows. Anything
     /// else (tunnels, a new TCP stream on a reused 4-tuple) takes the general path.
     mutating func account(
-        _ summary: borrowing PacketSummary, wireLength: Int, capturedLength: Int, timestamp: UInt64, workstream: Int
+        _ summary: borrowing PacketSummary, flowHash: UInt64, wireLength: Int, capturedLength: Int, timestamp: UInt64,
+        workstream: Int
     ) {
         countFrame(wireLength: wireLength, capturedLength: capturedLength, timestamp: timestamp)
         countLayers(summary.network, summary.transport)
@@ -49,8 +93,8 @@ struct TrafficAccounts {
             return
         }
         let row = flows.count(
-            flow, vlan: summary.vlan, wireLength: wireLength, timestamp: timestamp, tcpFlags: summary.tcpFlags,
-            workstream: workstream)
+            flow, vlan: summary.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
+            tcpFlags: summary.tcpFlags, workstream: workstream)
         let simple =
             (events.count == 1 || (events.count == 2 && (events[1].kind == .tcp || events[1].kind == .udp)))
             && (events[0].kind == .ipv4 || events[0].kind == .ipv6)

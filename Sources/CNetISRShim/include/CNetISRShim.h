@@ -19,6 +19,10 @@ int netisr_name_current_thread(const char *name);
 /// A spin-wait hint to the processor (PAUSE on x86, YIELD on Arm).
 void netisr_cpu_relax(void);
 
+/// Asks the processor to start loading the cache line holding `address` (a hint: it never
+/// faults, whatever the address).
+static inline void netisr_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 /// The calling thread's cached (engine, producer context) pair: one entry per thread, so the
 /// packet path finds its per-thread state without a lock or a system call.
 /// Engines are told apart by a unique id, never by address (a new engine may reuse a freed one's).

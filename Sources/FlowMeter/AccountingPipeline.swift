@@ -1,0 +1,82 @@
+// AccountingPipeline: how an ip or ip6 handler call accounts its burst.
+//
+// Accounting one frame touches, at random, a flow-table slot, the flow's record and one or two
+// conversation rows: with 100k flows these are cache misses, and done one frame at a time each
+// waits for the last. The pipeline overlaps them, as bulk hash lookups do: while frame n is
+// parsed and its slot prefetched, frame n-1's record, frame n-2's conversation rows are
+// prefetched and frame n-3 is accounted. Frames are accounted in burst order, each exactly as
+// `TrafficAccounts.account` would alone; the prefetches are hints and change no result.
+//
+// Runs on the handler's workstream only (the accounts it is given are that workstream's).
+
+import NetISR
+import PacketWire
+
+enum AccountingPipeline {
+    /// A frame between the stages: its parse and what accounting needs of the packet.
+    private struct Frame {
+        var summary = PacketSummary()
+        var flowHash: UInt64 = 0
+        var wireLength = 0
+        var capturedLength = 0
+        var timestamp: UInt64 = 0
+    }
+
+    /// Frames in flight: enough for the stages' lags (three).
+    private static let depth = 4
+
+    /// Parses and accounts every packet of `burst` into `accounts`, recording queueing delays in
+    /// `delays` when measured (`now`: the handler call's start).
+    static func run(
+        _ burst: inout PacketBurst, into accounts: UnsafeMutablePointer<TrafficAccounts>, workstream: Int,
+        protocolIndex: Int, delays: DelayHistogram?, now: UInt64
+    ) {
+        withUnsafeTemporaryAllocation(of: Frame.self, capacity: depth) { frames in
+            frames.initialize(repeating: Frame())
+            defer { frames.deinitialize() }
+            let frame = frames.baseAddress!
+            let mask = depth - 1
+            var parsed = 0
+            var recordsLoaded = 0
+            var rowsLoaded = 0
+            var accounted = 0
+            while true {
+                var more = false
+                if let packet = burst.next() {
+                    more = true
+                    let current = frame + (parsed & mask)
+                    delays?.record(
+                        workstream: workstream, protocol: protocolIndex, captured: packet.timestamp, now: now)
+                    PacketParser.parse(
+                        packet.bytes, linkType: ReplayProtocol.linkType(of: packet), into: &current.pointee.summary)
+                    current.pointee.wireLength = Int(packet.wireLength)
+                    current.pointee.capturedLength = packet.bytes.count
+                    current.pointee.timestamp = packet.timestamp
+                    current.pointee.flowHash = accounts.pointee.prefetchSlot(for: current.pointee.summary)
+                    parsed += 1
+                }
+                // Each stage trails the one before by a frame while packets come, then catches up.
+                let lag = more ? 1 : 0
+                while recordsLoaded < parsed - lag {
+                    let next = frame + (recordsLoaded & mask)
+                    accounts.pointee.prefetchRecord(for: next.pointee.summary, hash: next.pointee.flowHash)
+                    recordsLoaded += 1
+                }
+                while rowsLoaded < recordsLoaded - lag {
+                    let next = frame + (rowsLoaded & mask)
+                    accounts.pointee.prefetchRows(for: next.pointee.summary, hash: next.pointee.flowHash)
+                    rowsLoaded += 1
+                }
+                while accounted < rowsLoaded - lag {
+                    let next = frame + (accounted & mask)
+                    accounts.pointee.account(
+                        next.pointee.summary, flowHash: next.pointee.flowHash, wireLength: next.pointee.wireLength,
+                        capturedLength: next.pointee.capturedLength, timestamp: next.pointee.timestamp,
+                        workstream: workstream)
+                    accounted += 1
+                }
+                if !more { break }
+            }
+        }
+    }
+}
