@@ -71,11 +71,12 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
 
 /// What the ether handler forwards on one workstream, batched per protocol.
 ///
-/// Unchecked Sendable: used only by ether handler calls on its workstream (one reader thread).
+/// Unchecked Sendable: used only by ether handler calls on its workstream (one reader thread),
+/// which is also why the batches skip dynamic exclusivity checks (several per frame otherwise).
 final class EtherForwarder: @unchecked Sendable {
-    var ip = PacketBatch(capacity: 256)
-    var ip6 = PacketBatch(capacity: 256)
-    var arp = PacketBatch(capacity: 256)
+    @exclusivity(unchecked) var ip = PacketBatch(capacity: 256)
+    @exclusivity(unchecked) var ip6 = PacketBatch(capacity: 256)
+    @exclusivity(unchecked) var arp = PacketBatch(capacity: 256)
 }
 
 enum ReplayRegistration {
