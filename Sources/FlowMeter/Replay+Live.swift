@@ -119,7 +119,7 @@ extension Replay {
         var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         if session.readerOrdered { state.fixedWorkstream = reader }
         // Frames rebuilt with their VLAN tag are copied; each reader needs its own arena for them.
-        let arena = reader == 0 ? session.arena : PacketArena(chunks: 4, workstreams: session.workstreams)
+        let arena = reader == 0 ? session.arena : PacketArena(chunks: 2, workstreams: session.workstreams)
         defer { if reader != 0 { arena.drain() } }
         var nextView = limits.started + (liveView?.interval ?? .infinity)
         var talkers = FlowTable()
@@ -160,7 +160,8 @@ extension Replay {
                 }
                 if inRing { issued += 1 }
                 let workstream = dispatch(
-                    record, file: reader, session: session, state: &state, inPlace: inRing ? ring : nil, arena: arena)
+                    record, file: reader, session: session, state: &state,
+                    storage: inRing ? .ringBlock(ring) : .copied(arena))
                 if countRates, let index = LiveStatus.protocolIndex(state.summary.network) {
                     protocolBytes[workstream * LiveStatus.protocols.count + index] += record.originalLength
                 }

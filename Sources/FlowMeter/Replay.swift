@@ -2,7 +2,8 @@
 //
 // One reader thread (the caller's) plays the NIC and its driver: it reads records in bursts,
 // parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
-// an RSS NIC would), copies it into the PacketArena and dispatches bursts to `ether`. From there
+// an RSS NIC would), and dispatches bursts to `ether` of packets over the bytes where they were
+// read: the PacketArena lends the reader its buffers. From there
 // ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
 // wait, so the result is the same for every thread count, dispatch policy and ordering policy.
 // `--drop` switches to drop-tail to show what a live system would lose. Live capture, the same
@@ -170,7 +171,7 @@ public final class Replay: Sendable {
     private func replay(_ file: String, index: Int, session: Session, state: inout ReaderState) throws {
         let engine = session.engine
         let whenFull = session.whenFull
-        let reader = try CaptureReader(path: file)
+        let reader = try CaptureReader(path: file, buffers: session.arena)
         var nextProgress = 64 << 20
         var failure: Error?
         while !isCancelled {
@@ -180,7 +181,7 @@ public final class Replay: Sendable {
                     if case .factor(let factor) = configuration.speed {
                         pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
                     }
-                    dispatch(record, file: index, session: session, state: &state)
+                    dispatch(record, file: index, session: session, state: &state, storage: .lent(session.arena))
                 }
             } catch {
                 failure = error
@@ -197,13 +198,22 @@ public final class Replay: Sendable {
         if let failure { throw failure }
     }
 
-    /// Computes a record's flow id (as an RSS NIC would), copies it into the arena and batches it
-    /// for `ether`; returns the workstream its network layer will run on.
+    /// Where a frame's bytes stay while the engine holds its packet.
+    enum FrameStorage {
+        /// In a buffer the arena lent the capture reader (a file replay: no copy).
+        case lent(PacketArena)
+        /// Copied into an arena (frames of a capture ring that cannot be handed on).
+        case copied(PacketArena)
+        /// In place in a capture ring's block, released through these counters.
+        case ringBlock(ReleaseCounters)
+    }
+
+    /// Computes a record's flow id (as an RSS NIC would), makes it a packet whose bytes stay in
+    /// `storage` and batches it for `ether`; returns the workstream its network layer will run on.
     @inline(__always)
     @discardableResult
     func dispatch(
-        _ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState,
-        inPlace ring: ReleaseCounters? = nil, arena: PacketArena? = nil
+        _ record: CaptureRecord, file: Int, session: Session, state: inout ReaderState, storage: FrameStorage
     ) -> Int {
         let linkType = record.linkType
         var flowID: UInt32?
@@ -224,12 +234,10 @@ public final class Replay: Sendable {
                 flowID: flowID, timestamp: record.timestamp, owner: owner)
         }
         let packet: Packet
-        if let ring {
-            packet = ring.packet(record.bytes, releasedBy: workstream, make)
-        } else if let arena {
-            packet = arena.packet(record.bytes, releasedBy: workstream, make)
-        } else {
-            packet = session.arena.packet(record.bytes, releasedBy: workstream, make)
+        switch storage {
+        case .lent(let arena): packet = arena.packet(lent: record.bytes, releasedBy: workstream, make)
+        case .copied(let arena): packet = arena.packet(copying: record.bytes, releasedBy: workstream, make)
+        case .ringBlock(let ring): packet = ring.packet(record.bytes, releasedBy: workstream, make)
         }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

@@ -4,6 +4,10 @@
 import PacketWire
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite struct CaptureFileTests {
     static let frames: [[UInt8]] = [
         Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp())),
@@ -184,6 +188,48 @@ import Testing
         var enormous = head + packet
         enormous.replaceSubrange((head.count + 4)..<(head.count + 8), with: Frame.le32(0xFFFF_FFF0))
         #expect(readAll(enormous).error?.code == .recordTooLarge)
+    }
+
+    /// Lends a fresh buffer each time and never reuses one, remembering what was retired.
+    final class LendingProvider: CaptureBufferProvider {
+        let bufferSize = CaptureReader.minimumBufferSize
+        var lent: [UnsafeMutableRawPointer] = []
+        var retired: [UnsafeMutableRawPointer] = []
+
+        func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer {
+            if let retiring { retired.append(retiring) }
+            lent.append(.allocate(byteCount: bufferSize, alignment: 16))
+            return lent.last!
+        }
+
+        deinit { for buffer in lent { buffer.deallocate() } }
+    }
+
+    /// With lent buffers, records stay where they were read: every one still holds its bytes
+    /// after the whole file has been read, across many buffers, empty records included.
+    @Test(arguments: [CaptureWriter.Format.pcap(nanosecond: false), .pcapng(nanosecond: true)])
+    func lentBuffersKeepEveryRecordWhereItWasRead(format: CaptureWriter.Format) throws {
+        let path = "/tmp/netisr-lent-\(getpid())-\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: format)
+        func frame(_ index: Int) -> [UInt8] {
+            (0..<(index * 7_919 % 1_500)).map { UInt8(truncatingIfNeeded: index &+ $0) }
+        }
+        let frames = 4_000
+        for index in 0..<frames {
+            try frame(index).withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: .ethernet) }
+        }
+        try writer.close()
+        let provider = LendingProvider()
+        var kept: [UnsafeRawBufferPointer] = []
+        do {
+            let reader = try CaptureReader(path: path, buffers: provider)
+            while try reader.read(maximum: 256, { kept.append($0.bytes) }) > 0 {}
+        }
+        #expect(kept.count == frames)
+        #expect(provider.lent.count > 4 && provider.retired == Array(provider.lent.dropLast()))
+        let intact = kept.enumerated().allSatisfy { index, bytes in Array(bytes) == frame(index) }
+        #expect(intact)
     }
 
     @Test func largeFilesStreamThroughTheBoundedBuffer() throws {

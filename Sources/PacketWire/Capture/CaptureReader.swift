@@ -5,10 +5,24 @@
 // runs past the end of the buffered bytes the unread tail moves to the front and the buffer is
 // refilled. Nothing is allocated per record, and no allocation is sized from the file: a record
 // or block larger than the buffer is an error (packets) or skipped without buffering (others).
+// With a CaptureBufferProvider the reader never writes over delivered records: when the buffer is
+// used up it continues in the next buffer the provider lends (the unread tail copied over), so a
+// consumer may keep records' bytes past the callback, until the provider reuses their buffer.
 //
 // Malformed input never traps: every length is checked before use, records before the damage are
 // delivered, and the damage is reported as a CaptureError with its byte offset. The format is
 // detected from the first bytes, not the file name.
+
+/// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
+/// (a zero-copy consumer hands them on instead of copying them).
+public protocol CaptureBufferProvider: AnyObject {
+    /// The size of every buffer lent; at least `CaptureReader.minimumBufferSize`.
+    var bufferSize: Int { get }
+    /// The buffer to read into next. `retiring` (nil the first time) is the buffer the reader
+    /// leaves: it writes there no more, and records delivered from it stay valid until the
+    /// provider lends it again.
+    func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
+}
 
 /// Reads records from a pcap or pcapng capture.
 ///
@@ -22,8 +36,12 @@ public final class CaptureReader {
     /// The largest captured length accepted (libpcap's and Wireshark's maximum snapshot length).
     public static let maximumCapturedLength = 262_144
 
+    /// The smallest buffer a reader works with: room for the tail of one record and a whole next.
+    public static let minimumBufferSize = 2 * (maximumCapturedLength + 4096)
+
     let source: any CaptureSource
-    private let buffer: UnsafeMutableRawPointer
+    private let provider: CaptureBufferProvider?
+    private var buffer: UnsafeMutableRawPointer
     private let capacity: Int
     private var start = 0
     private var end = 0
@@ -47,22 +65,34 @@ public final class CaptureReader {
         try self.init(source: FileCaptureSource(path: path), bufferSize: bufferSize)
     }
 
+    /// Opens a capture file, reading into buffers `buffers` lends (see `CaptureBufferProvider`).
+    public convenience init(path: String, buffers: CaptureBufferProvider) throws(CaptureError) {
+        try self.init(source: FileCaptureSource(path: path), bufferSize: buffers.bufferSize, provider: buffers)
+    }
+
     /// Reads a capture from memory.
     public convenience init(bytes: [UInt8], bufferSize: Int = 2 << 20) throws(CaptureError) {
         try self.init(source: MemoryCaptureSource(bytes), bufferSize: bufferSize)
     }
 
-    init(source: any CaptureSource, bufferSize: Int) throws(CaptureError) {
+    init(source: any CaptureSource, bufferSize: Int, provider: CaptureBufferProvider? = nil) throws(CaptureError) {
         self.source = source
-        // Large enough for any record; but no record is larger than its file, so a small file of
-        // known size gets a small buffer.
-        let needed = max(bufferSize, 2 * (Self.maximumCapturedLength + 4096))
-        capacity = max(4096, min(needed, (source.size ?? needed) + 16))
-        buffer = .allocate(byteCount: capacity, alignment: 16)
+        self.provider = provider
+        if let provider {
+            precondition(provider.bufferSize >= Self.minimumBufferSize, "lent capture buffers are too small")
+            capacity = provider.bufferSize
+            buffer = provider.nextBuffer(retiring: nil)
+        } else {
+            // Large enough for any record; but no record is larger than its file, so a small file
+            // of known size gets a small buffer.
+            let needed = max(bufferSize, Self.minimumBufferSize)
+            capacity = max(4096, min(needed, (source.size ?? needed) + 16))
+            buffer = .allocate(byteCount: capacity, alignment: 16)
+        }
         try readFileHeader()
     }
 
-    deinit { buffer.deallocate() }
+    deinit { if provider == nil { buffer.deallocate() } }
 
     /// Reads up to `maximum` records, calling `body` with each.
     ///
@@ -90,7 +120,16 @@ public final class CaptureReader {
     private func ensure(_ count: Int) throws(CaptureError) -> Bool {
         if end - start >= count { return true }
         guard count <= capacity else { return false }
-        if start > 0 {
+        if let provider, start > 0, start + count > capacity {
+            // Delivered records stay where they are: continue in the next lent buffer.
+            let remaining = end - start
+            let next = provider.nextBuffer(retiring: buffer)
+            if remaining > 0 { next.copyMemory(from: buffer + start, byteCount: remaining) }
+            buffer = next
+            bufferFileOffset += start
+            start = 0
+            end = remaining
+        } else if provider == nil && start > 0 {
             let remaining = end - start
             if remaining > 0 { buffer.copyMemory(from: buffer + start, byteCount: remaining) }
             bufferFileOffset += start
