@@ -118,6 +118,7 @@ extension Replay {
     ) -> [(block: Int, issued: Int)] {
         var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
         if session.readerOrdered { state.fixedWorkstream = reader }
+        state.parsesFully = liveView != nil
         // Frames rebuilt with their VLAN tag are copied; each reader needs its own arena for them.
         let arena = reader == 0 ? session.arena : PacketArena(chunks: 2, workstreams: session.workstreams)
         defer { if reader != 0 { arena.drain() } }

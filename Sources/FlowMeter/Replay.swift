@@ -161,6 +161,9 @@ public final class Replay: Sendable {
         var paceOrigin: (capture: UInt64, wall: UInt64)?
         /// In fanout mode, the workstream this reader serves.
         var fixedWorkstream: Int?
+        /// Whether `summary` must hold the whole parse (a live view's rates and top flows read it);
+        /// otherwise the reader parses only the addresses it hashes, as an RSS NIC does.
+        var parsesFully = false
 
         init(workstreams: Int, sourceIsFlow: Bool) {
             self.workstreams = workstreams
@@ -218,7 +221,11 @@ public final class Replay: Sendable {
         let linkType = record.linkType
         var flowID: UInt32?
         if linkType.isSupported {
-            PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
+            if state.parsesFully {
+                PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
+            } else {
+                PacketParser.parseFlowAddresses(record.bytes, linkType: linkType, into: &state.summary)
+            }
             if let flow = state.summary.flow {
                 flowID = state.hasher.symmetricHash(flow, includePorts: false)
             }

@@ -1,6 +1,7 @@
 // Every capture in ../shared/captures/tcpdump (tcpdump's own test files, many malformed on
 // purpose): never a crash or hang; for every one of a supported link type that tshark reads,
-// frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference).
+// frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference). On every
+// frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one.
 
 import PacketWire
 import TestSupport
@@ -20,10 +21,14 @@ import Testing
         var capturedBytes = 0
         var table: [String: Int] = [:]
         var error: CaptureError?
+        /// Frames whose `parseFlowAddresses` disagreed with the full parse (network, addresses,
+        /// IP protocol).
+        var flowAddressMismatches = 0
     }
 
     static func read(_ path: String) -> Result {
         var result = Result()
+        var addresses = PacketSummary()
         do {
             let reader = try CaptureReader(path: path)
             while try reader.read(
@@ -34,6 +39,15 @@ import Testing
                     result.capturedBytes += record.bytes.count
                     let summary = PacketParser.parse(record.bytes, linkType: record.linkType)
                     result.table["\(summary.network.rawValue),\(summary.transport.rawValue)", default: 0] += 1
+                    PacketParser.parseFlowAddresses(record.bytes, linkType: record.linkType, into: &addresses)
+                    let full = summary.flow.map { ($0.source, $0.destination, $0.ipProtocol) }
+                    let partial = addresses.flow.map { ($0.source, $0.destination, $0.ipProtocol) }
+                    if addresses.network != summary.network || full?.0 != partial?.0 || full?.1 != partial?.1
+                        || full?.2 != partial?.2
+                        || (addresses.flow.map { $0.sourcePort | $0.destinationPort } ?? 0) != 0
+                    {
+                        result.flowAddressMismatches += 1
+                    }
                 }) > 0
             {}
         } catch let error as CaptureError {
@@ -53,8 +67,10 @@ import Testing
         #expect(captures.count > 800)
         var compared = 0
         var mismatches: [String] = []
+        var flowAddressMismatches = 0
         for capture in captures {
             let result = Self.read("\(root)/captures/tcpdump/\(capture)")
+            flowAddressMismatches += result.flowAddressMismatches
             guard let summary = SharedFixtures.summary(capture),
                 let encapsulation = summary["encapsulation"], Self.supportedEncapsulations.contains(encapsulation),
                 let frames = summary["frames"].flatMap(Int.init), let wire = summary["wire_bytes"].flatMap(Int.init)
@@ -82,6 +98,8 @@ import Testing
             }
         }
         #expect(compared > 500)
+        // The reader's short parse (RSS placement) sees what the full parse sees, on every frame.
+        #expect(flowAddressMismatches == 0)
         for mismatch in mismatches { Issue.record("\(mismatch)") }
         print("compared \(compared) captures with tshark; \(mismatches.count) mismatches")
     }

@@ -27,22 +27,32 @@ public enum PacketParser {
     /// network layer starts (what a link-layer demultiplexer needs).
     public static func networkProtocol(_ bytes: UnsafeRawBufferPointer, linkType: LinkType) -> NetworkProtocol {
         var summary = PacketSummary()
-        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, networkOnly: true) }
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .network) }
         return summary.network
+    }
+
+    /// Parses as far as the outermost IP header into `summary` (reset first): its `network` and,
+    /// for IP, a `flow` with the header's addresses and protocol but no ports — the RSS 2-tuple a
+    /// NIC hashes to place a frame before anything parses it fully.
+    public static func parseFlowAddresses(
+        _ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary
+    ) {
+        summary = PacketSummary()
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .flowAddresses) }
     }
 
     /// Parses one frame into `summary` (which is reset first), without copying the result.
     public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
         summary = PacketSummary()
-        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, networkOnly: false) }
+        withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .full) }
     }
 
     private static func parse(
         _ bytes: UnsafeRawBufferPointer, linkType: LinkType, output: UnsafeMutablePointer<PacketSummary>,
-        networkOnly: Bool
+        extent: ParseExtent
     ) {
         var state = ParseState(output: output)
-        state.networkOnly = networkOnly
+        state.extent = extent
         let view = ByteView(bytes)
         switch linkType {
         case .ethernet: state.ethernet(view)
@@ -62,13 +72,23 @@ public enum PacketParser {
     }
 }
 
+/// How far a parse goes.
+enum ParseExtent {
+    /// Until the network layer is known.
+    case network
+    /// Through the outermost IP header (its addresses make the flow, without ports).
+    case flowAddresses
+    /// Everything.
+    case full
+}
+
 /// The parse in progress. It writes straight into the caller's summary (no copy of the result).
 struct ParseState {
     private let output: UnsafeMutablePointer<PacketSummary>
     private var sawNetwork = false
     private var sawTransport = false
-    /// Stop once the network layer is known.
-    var networkOnly = false
+    /// How far to go.
+    var extent = ParseExtent.full
 
     init(output: UnsafeMutablePointer<PacketSummary>) { self.output = output }
 
@@ -181,7 +201,7 @@ struct ParseState {
 
     mutating func ipv4(_ view: ByteView, depth: Int) {
         enterNetwork(.ipv4)
-        if networkOnly { return }
+        if extent == .network { return }
         guard depth < PacketParser.maximumDepth, let first = view.u8(0) else { return }
         let version = first >> 4
         if version == 6 {
@@ -205,6 +225,7 @@ struct ParseState {
         let isOuter = summary.flow == nil
         if isOuter {
             summary.flow = FlowKey(source: sourceAddress, destination: destinationAddress, ipProtocol: ipProtocol)
+            if extent == .flowAddresses { return }
         }
         guard fragment & 0x1FFF == 0 else { return }
         let payload = view.prefix(totalLength).suffix(from: headerLength)
@@ -217,7 +238,7 @@ struct ParseState {
         // tshark's IPv6 dissector rejects a wrong version outright (the frame is not IPv6 at all).
         if let first = view.u8(0), first >> 4 != 6 { return }
         enterNetwork(.ipv6)
-        if networkOnly { return }
+        if extent == .network { return }
         guard depth < PacketParser.maximumDepth, view.count >= 40, let first = view.u8(0), first >> 4 == 6,
             let payloadLength = view.u16(4), var next = view.u8(6),
             let sourceHigh = view.u32(8), let sourceHigh2 = view.u32(12), let sourceLow = view.u32(16),
@@ -288,6 +309,7 @@ struct ParseState {
         }
         if isOuter {
             summary.flow = FlowKey(source: sourceAddress, destination: destinationAddress, ipProtocol: next)
+            if extent == .flowAddresses { return }
         }
         guard isFirstFragment, tapped, ![0, 43, 44, 60, 51, 135, 139, 140].contains(next) else { return }
         transport(
