@@ -60,18 +60,17 @@ struct TrafficAccounts {
         guard summary.flow != nil, let row = flows.likelyRow(hash), row < flows.records.count else { return }
         let events = summary.events
         guard events.count > 0 else { return }
-        let networkRow = Int(flows.records[row].networkRow)
-        if events[0].kind == .ipv4 {
-            ipv4.prefetch(networkRow)
-        } else if events[0].kind == .ipv6 {
-            ipv6.prefetch(networkRow)
-        }
-        guard events.count > 1 else { return }
-        let transportRow = Int(flows.records[row].transportRow)
-        if events[1].kind == .tcp {
-            tcp.prefetch(transportRow)
-        } else if events[1].kind == .udp {
-            udp.prefetch(transportRow)
+        prefetch(row: Int(flows.records[row].networkRow), of: events[0].kind)
+        if events.count > 1 { prefetch(row: Int(flows.records[row].transportRow), of: events[1].kind) }
+    }
+
+    @inline(__always)
+    private mutating func prefetch(row: Int, of kind: ConversationEvent.Kind) {
+        switch kind {
+        case .ipv4: ipv4.prefetch(row)
+        case .ipv6: ipv6.prefetch(row)
+        case .tcp: tcp.prefetch(row)
+        case .udp: udp.prefetch(row)
         }
     }
 
