@@ -71,16 +71,24 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         return owners.packet(view, releasedBy: workstream, make)
     }
 
+    /// The chunk holding a packet's bytes (made by this arena).
+    @inline(__always)
+    func chunk(of bytes: UnsafeRawBufferPointer) -> Int {
+        (UnsafeRawPointer(bytes.baseAddress!) - UnsafeRawPointer(memory)) / Self.chunkSize
+    }
+
     private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         let count = min(bytes.count, Self.chunkSize)
-        if used + count > Self.chunkSize {
+        // Even an empty frame takes a slot inside its chunk (its address names the chunk).
+        let reserved = max((count + 15) & ~15, 16)
+        if used + reserved > Self.chunkSize {
             current = (current + 1) % chunkCount
             used = 0
             waitUntilFree(current)
         }
         let destination = memory + current * Self.chunkSize + used
         if count > 0 { destination.copyMemory(from: bytes.baseAddress!, byteCount: count) }
-        used += (count + 15) & ~15
+        used += reserved
         issued[current] += 1
         return UnsafeRawBufferPointer(start: destination, count: count)
     }

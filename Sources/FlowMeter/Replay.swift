@@ -161,6 +161,8 @@ public final class Replay: Sendable {
         var paceOrigin: (capture: UInt64, wall: UInt64)?
         /// In fanout mode, the workstream this reader serves.
         var fixedWorkstream: Int?
+        /// The arena chunk of the arena-held packets in `batch` (see `dispatch`).
+        var batchChunk = -1
         /// Whether `summary` must hold the whole parse (a live view's rates and top flows read it);
         /// otherwise the reader parses only the addresses it hashes, as an RSS NIC does.
         var parsesFully = false
@@ -241,10 +243,25 @@ public final class Replay: Sendable {
                 flowID: flowID, timestamp: record.timestamp, owner: owner)
         }
         let packet: Packet
+        var chunk: Int?
         switch storage {
-        case .lent(let arena): packet = arena.packet(lent: record.bytes, releasedBy: workstream, make)
-        case .copied(let arena): packet = arena.packet(copying: record.bytes, releasedBy: workstream, make)
-        case .ringBlock(let ring): packet = ring.packet(record.bytes, releasedBy: workstream, make)
+        case .lent(let arena):
+            packet = arena.packet(lent: record.bytes, releasedBy: workstream, make)
+            chunk = arena.chunk(of: packet.bytes)
+        case .copied(let arena):
+            packet = arena.packet(copying: record.bytes, releasedBy: workstream, make)
+            chunk = arena.chunk(of: packet.bytes)
+        case .ringBlock(let ring):
+            packet = ring.packet(record.bytes, releasedBy: workstream, make)
+        }
+        // The batch holds packets of one arena chunk at a time. The arena reuses a chunk only once
+        // all its packets are released, and waits for that; were packets of an older chunk still
+        // in this batch, the reader would wait for itself (large records fill chunks fast).
+        if let chunk, chunk != state.batchChunk {
+            if !state.batch.isEmpty {
+                session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+            }
+            state.batchChunk = chunk
         }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)

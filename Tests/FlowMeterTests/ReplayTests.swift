@@ -168,6 +168,31 @@ enum SynthCapture {
         }
     }
 
+    /// Records of 120 kB fill the 1 MiB arena chunks a few at a time, so a burst of them spans
+    /// every chunk: the reader must never wait for a chunk whose packets it still holds itself
+    /// (this hung before the batch was kept to one chunk).
+    @Test(.timeLimit(.minutes(1))) func largeRecordsNeverStallTheReader() throws {
+        let path = "/tmp/netisr-test-\(getpid())-large.pcap"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: false))
+        let frames = 200
+        let length = 120_000
+        for index in 0..<frames {
+            // IPv4 with a total length of 0 (segmentation offload: the frame's length) over UDP.
+            var frame: [UInt8] = [0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, UInt8(index % 200), 1, 10, 0, 0, 2]
+            frame += [0x03, 0xE8, 0x07, 0xD0, 0, 0, 0, 0]
+            frame += [UInt8](repeating: 0x5A, count: length - frame.count)
+            try frame.withUnsafeBytes {
+                try writer.write($0, timestamp: 1_700_000_000_000_000_000 + UInt64(index), linkType: .raw)
+            }
+        }
+        try writer.close()
+        for threads in [1, 2] {
+            let result = try run([path], threads: threads)
+            #expect(result.frames == frames && result.wireBytes == frames * length)
+        }
+    }
+
     @Test func reportsRender() throws {
         let path = try SynthCapture.write(packets: 2_000, flows: 100, seed: 51, format: .pcap(nanosecond: false))
         defer { unlink(path) }
