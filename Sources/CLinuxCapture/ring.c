@@ -220,11 +220,11 @@ int netisr_compile_filter(const char *expression, int link_type, int snap_length
     return *instructions ? 0 : -1;
 }
 
-int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group) {
-    int flags = PACKET_FANOUT_FLAG_DEFRAG | (*group == 0 ? PACKET_FANOUT_FLAG_UNIQUEID : 0);
-    int value = (int)((*group & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16));
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group, int create) {
+    int flags = PACKET_FANOUT_FLAG_DEFRAG | (create ? PACKET_FANOUT_FLAG_UNIQUEID : 0);
+    int value = (int)((create ? 0 : *group & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16));
     if (setsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, sizeof(value)) != 0) return errno;
-    if (*group == 0) {
+    if (create) {
         socklen_t length = sizeof(value);
         if (getsockopt(ring->fd, SOL_PACKET, PACKET_FANOUT, &value, &length) != 0) return errno;
         *group = (unsigned)value & 0xffff;

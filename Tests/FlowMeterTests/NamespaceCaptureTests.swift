@@ -214,4 +214,95 @@ import Testing
             #expect(ours == ReplayReport.conversationsCSV(expected, kind), "conv_\(kind.rawValue)")
         }
     }
+
+    /// The fanout id the kernel gives a new group (PACKET_FANOUT_FLAG_UNIQUEID) when a bound
+    /// AF_PACKET socket on `interface` asks for one; nil on failure. Each call uses up one id.
+    static func probeNextFanoutID(interface: String) -> Int? {
+        let probe = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+        guard probe >= 0 else { return nil }
+        defer { close(probe) }
+        // struct sockaddr_ll: family, protocol (ETH_P_ALL, big-endian), interface index, the rest 0.
+        var address = [UInt8](repeating: 0, count: 20)
+        address.withUnsafeMutableBytes { bytes in
+            bytes.storeBytes(of: UInt16(AF_PACKET), toByteOffset: 0, as: UInt16.self)
+            bytes.storeBytes(of: UInt16(0x0003).bigEndian, toByteOffset: 2, as: UInt16.self)
+            bytes.storeBytes(of: Int32(if_nametoindex(interface)), toByteOffset: 4, as: Int32.self)
+        }
+        let bound = address.withUnsafeBytes {
+            bind(probe, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
+        var value: Int32 = 0x2000 << 16  // PACKET_FANOUT_HASH with PACKET_FANOUT_FLAG_UNIQUEID, id 0
+        var length = socklen_t(4)
+        guard bound == 0, setsockopt(probe, 263, 18, &value, 4) == 0, getsockopt(probe, 263, 18, &value, &length) == 0
+        else { return nil }
+        return Int(value & 0xFFFF)
+    }
+
+    /// The first fanout group the kernel creates after boot gets id 0 — which must not be taken
+    /// for "no group yet": the test moves the kernel's id counter round to 0, opens a two-socket
+    /// group, and every datagram sent over loopback must be read exactly once by the group.
+    @Test func aFanoutGroupWithIdZeroReadsEveryFrameOnce() throws {
+        guard geteuid() == 0, Self.shell("command -v ip") == 0 else {
+            print("the fanout id test needs root and iproute2; skipping")
+            return
+        }
+        let namespace = "nsz\(getpid() % 100_000)"
+        guard Self.shell("ip netns add \(namespace)") == 0,
+            Self.shell("ip netns exec \(namespace) ip link set lo up") == 0
+        else {
+            print("cannot create a network namespace here; skipping")
+            return
+        }
+        defer { _ = Self.shell("ip netns delete \(namespace)") }
+        let sent = 200
+        let outcome = Mutex<(groupID: Int?, perSocket: [Int])?>(nil)
+        let failure = Mutex<String?>(nil)
+        let thread = TestThread {
+            do {
+                try LiveCapture.enterNetworkNamespace(named: namespace)
+                guard let current = Self.probeNextFanoutID(interface: "lo") else {
+                    failure.withLock { $0 = "cannot probe fanout ids" }
+                    return
+                }
+                // Each failed join (unbound socket) still uses up an id: use up those before 0.
+                let spender = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+                defer { close(spender) }
+                for _ in (current + 1)..<0x1_0000 {
+                    var value: Int32 = 0x2000 << 16
+                    _ = setsockopt(spender, 263, 18, &value, 4)
+                }
+                let captures = try LiveCapture.fanout(interface: "lo", sockets: 2)
+                let groupID = Self.probeNextFanoutID(interface: "lo").map { $0 - 1 }
+                let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                defer { close(sender) }
+                let payload = [UInt8](repeating: 0x5A, count: 64)
+                for index in 0..<sent {
+                    _ = Loopback.withAddress(port: UInt16(50_000 + index % 50)) {
+                        sendto(sender, payload, payload.count, 0, $0, $1)
+                    }
+                }
+                var perSocket = [0, 0]
+                var quietRounds = 0
+                while quietRounds < 3 {
+                    var delivered = 0
+                    for (index, capture) in captures.enumerated() {
+                        delivered += capture.read(timeoutMilliseconds: 50) { record in
+                            if record.bytes.count == 14 + 20 + 8 + payload.count, record.bytes.last == 0x5A {
+                                perSocket[index] += 1
+                            }
+                        }
+                    }
+                    quietRounds = delivered == 0 ? quietRounds + 1 : 0
+                }
+                outcome.withLock { $0 = (groupID, perSocket) }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+        }
+        thread.join()
+        #expect(failure.withLock { $0 } == nil)
+        let (groupID, perSocket) = try #require(outcome.withLock { $0 })
+        #expect(groupID == 0)
+        #expect(perSocket.reduce(0, +) == sent && perSocket.allSatisfy { $0 > 0 })
+    }
 }

@@ -75,9 +75,10 @@ int netisr_compile_filter(const char *expression, int link_type, int snap_length
                           unsigned *count, char *error, size_t error_length);
 
 /// Joins fanout group `*group` in hash mode (the kernel spreads flows over the group's sockets by
-/// its flow hash, the same for both directions); `*group == 0` creates a group with an unused id
-/// and stores it in `*group`. The socket must be bound. Returns 0 or errno.
-int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group);
+/// its flow hash, the same for both directions); with `create` nonzero it creates a group with an
+/// unused id instead and stores that id in `*group` (the kernel may choose 0, a valid id, so 0 cannot
+/// mean "create"). The socket must be bound. Returns 0 or errno.
+int netisr_ring_join_fanout(netisr_ring *ring, unsigned *group, int create);
 
 /// Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME). Returns 0 or errno.
 int netisr_enter_network_namespace(const char *path);

@@ -94,10 +94,11 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     {
         var group: UInt32 = 0
         var captures: [LiveCapture] = []
-        for _ in 0..<max(sockets, 1) {
+        for index in 0..<max(sockets, 1) {
             let capture = try LiveCapture(unboundInterface: interface, options: options)
             try capture.bind(promiscuous: options.promiscuous)
-            let status = netisr_ring_join_fanout(&capture.ring, &group)
+            // The first socket creates the group; the kernel's first id after boot is 0.
+            let status = netisr_ring_join_fanout(&capture.ring, &group, index == 0 ? 1 : 0)
             guard status == 0 else {
                 throw CaptureError(
                     .io, at: 0, "cannot join a fanout group on \(interface): \(String(cString: strerror(status)))")
