@@ -1,8 +1,10 @@
-// Thin wrappers over glibc's CPU-affinity macros and the spin-wait hint; see CNetISRShim.h.
+// Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint and mremap (variadic, so
+// Swift cannot call it); see CNetISRShim.h.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include "CNetISRShim.h"
 
 __thread uint64_t netisr_thread_engine_id;
@@ -35,3 +37,23 @@ void netisr_cpu_relax(void) {
     __asm__ __volatile__("yield");
 #endif
 }
+
+void *netisr_map_table(size_t size) {
+    void *address = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (address == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(address, size, MADV_HUGEPAGE);  // a hint: without THP the table still works
+#endif
+    return address;
+}
+
+void *netisr_remap_table(void *address, size_t old_size, size_t new_size) {
+    void *moved = mremap(address, old_size, new_size, MREMAP_MAYMOVE);
+    if (moved == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(moved, new_size, MADV_HUGEPAGE);
+#endif
+    return moved;
+}
+
+void netisr_unmap_table(void *address, size_t size) { munmap(address, size); }

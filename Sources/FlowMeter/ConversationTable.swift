@@ -8,7 +8,7 @@
 import PacketWire
 
 /// One conversation row.
-public struct ConversationRow: Sendable, Equatable {
+public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
     /// Endpoint A: the source of the first frame.
     public var addressA: IPAddress
     /// A's port (0 for ip/ipv6 tables).
@@ -36,7 +36,7 @@ public struct ConversationRow: Sendable, Equatable {
     public var bytes: Int { bytesAToB + bytesBToA }
 }
 
-struct ConversationKey: Hashable {
+struct ConversationKey: Hashable, BitwiseCopyable {
     var hash: UInt64 {
         mixHash(
             low.high ^ UInt64(lowPort) << 48, low.low, high.high ^ UInt64(highPort) << 48, high.low,
@@ -59,8 +59,8 @@ struct ConversationKey: Hashable {
 
 /// The rows of one table, in order of first appearance.
 struct ConversationTable {
-    private(set) var rows: [ConversationRow] = []
-    private(set) var keys: [ConversationKey] = []
+    private(set) var rows = TableArray<ConversationRow>()
+    private(set) var keys = TableArray<ConversationKey>()
     private var index = RowIndex()
     /// Some row counted an event of addresses other than its frame's flow (see `merge`).
     var countsForeignEvents = false

@@ -5,7 +5,7 @@
 import PacketWire
 
 /// One flow.
-public struct FlowRecord: Sendable, Equatable {
+public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
     /// The flow as its first packet went (source = initiator).
     public var key: FlowKey
     /// The outermost VLAN id, if tagged.
@@ -58,7 +58,7 @@ struct FlowTableKey: Hashable {
 }
 
 struct FlowTable {
-    var records: [FlowRecord] = []
+    var records = TableArray<FlowRecord>()
     private var index = RowIndex()
 
     /// The index hash of a flow (either direction).

@@ -94,7 +94,7 @@ public struct ReplayResult: Sendable {
         conversations[.udp] = ConversationTable.merge(
             accounts.take(\.udp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
         self.conversations = conversations
-        flowsByWorkstream = accounts.take(\.flows, leaving: FlowTable()).map(\.records)
+        flowsByWorkstream = accounts.take(\.flows, leaving: FlowTable()).map { Array($0.records) }
         flowCount = flowsByWorkstream.reduce(0) { $0 + $1.count }
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)

@@ -11,7 +11,7 @@ struct RowIndex {
     /// A slot: the low 32 bits of the key's hash (enough to place it again when the index grows,
     /// and to tell most keys apart) and its row (-1: empty), in 8 bytes so the index of a large
     /// table stays cached.
-    private struct Slot {
+    private struct Slot: BitwiseCopyable {
         var tag: UInt32
         var storedRow: Int32
         var row: Int { Int(storedRow) }
@@ -21,14 +21,14 @@ struct RowIndex {
         }
     }
 
-    private var slots: [Slot]
+    private var slots: TableArray<Slot>
     private var mask: Int
     private(set) var count = 0
 
     init(capacity: Int = 1_024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        slots = Array(repeating: Slot(hash: 0, row: -1), count: size)
+        slots = TableArray(repeating: Slot(hash: 0, row: -1), count: size)
         mask = size - 1
     }
 
@@ -86,7 +86,7 @@ struct RowIndex {
 
     private mutating func grow() {
         let old = slots
-        slots = Array(repeating: Slot(hash: 0, row: -1), count: old.count * 2)
+        slots = TableArray(repeating: Slot(hash: 0, row: -1), count: old.count * 2)
         mask = slots.count - 1
         count = 0
         for slot in old where slot.row >= 0 { insert(UInt64(slot.tag), row: slot.row) }

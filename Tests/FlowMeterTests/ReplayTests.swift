@@ -97,6 +97,37 @@ enum SynthCapture {
         #expect(summary.contains("frames\t\(result.frames)\n") && summary.contains("wire_bytes\t\(result.wireBytes)\n"))
     }
 
+    /// Tables past the size where their storage moves into huge-page mappings (30k flows,
+    /// one workstream; then two): every flow's counts equal an independent count of the capture.
+    @Test func largeTablesKeepEveryFlow() throws {
+        let path = try SynthCapture.write(packets: 60_000, flows: 30_000, seed: 81, format: .pcap(nanosecond: false))
+        defer { unlink(path) }
+        struct Counts: Equatable {
+            var packets = 0
+            var bytes = 0
+        }
+        var expected: [String: Counts] = [:]
+        let reader = try CaptureReader(path: path)
+        while try reader.read(
+            maximum: 256,
+            { record in
+                let summary = PacketParser.parse(record.bytes, linkType: record.linkType)
+                guard let flow = summary.flow else { return }
+                expected["\(flow.canonical) \(summary.vlan ?? 0)", default: Counts()].packets += 1
+                expected["\(flow.canonical) \(summary.vlan ?? 0)", default: Counts()].bytes += record.originalLength
+            }) > 0
+        {}
+        #expect(expected.count > 20_000)
+        let single = try run([path], threads: 1)
+        var counted: [String: Counts] = [:]
+        for flow in single.flowsInOrder() {
+            counted["\(flow.key.canonical) \(flow.vlan ?? 0)"] = Counts(packets: flow.packets, bytes: flow.bytes)
+        }
+        #expect(single.flowCount == expected.count)
+        #expect(counted == expected)
+        #expect(fingerprint(try run([path], threads: 2)) == fingerprint(single))
+    }
+
     @Test func damagedAndMissingFilesAreReportedAndTheRestIsProcessed() throws {
         let good = try SynthCapture.write(packets: 1_000, flows: 50, seed: 31, format: .pcap(nanosecond: false))
         defer { unlink(good) }

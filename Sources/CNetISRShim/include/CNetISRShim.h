@@ -2,6 +2,7 @@
 #ifndef CNETISR_SHIM_H
 #define CNETISR_SHIM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /// Binds the calling thread to one CPU. Returns 0 on success, an errno value otherwise.
@@ -22,6 +23,19 @@ void netisr_cpu_relax(void);
 /// Asks the processor to start loading the cache line holding `address` (a hint: it never
 /// faults, whatever the address).
 static inline void netisr_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
+/// Maps `size` bytes (a multiple of the page size) of zeroed private memory for a large table,
+/// asking the kernel to back it with transparent huge pages (fewer TLB misses when the table is
+/// read at random). NULL on failure.
+void *netisr_map_table(size_t size);
+
+/// Grows a mapping made by `netisr_map_table` from `old_size` to `new_size` bytes, moving its
+/// pages rather than copying them if it cannot grow in place. NULL on failure (the old mapping
+/// is then unchanged).
+void *netisr_remap_table(void *address, size_t old_size, size_t new_size);
+
+/// Unmaps a mapping made by `netisr_map_table` or `netisr_remap_table`.
+void netisr_unmap_table(void *address, size_t size);
 
 /// The calling thread's cached (engine, producer context) pair: one entry per thread, so the
 /// packet path finds its per-thread state without a lock or a system call.

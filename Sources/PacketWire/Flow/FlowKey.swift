@@ -2,7 +2,7 @@
 
 /// Addresses, IP protocol and ports of a flow (ports are 0 when absent: not TCP/UDP, or a
 /// non-first fragment).
-public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
+public struct FlowKey: Hashable, Sendable, BitwiseCopyable, CustomStringConvertible {
     /// Source address.
     public var source: IPAddress
     /// Destination address.

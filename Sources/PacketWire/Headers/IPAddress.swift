@@ -1,7 +1,7 @@
 // IPAddress: an IPv4 or IPv6 address as two integers, cheap to compare, hash and order.
 
 /// An IPv4 or IPv6 address. IPv4 lives in the low 32 bits of `low`.
-public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, CustomStringConvertible {
     /// The first 64 bits of an IPv6 address (0 for IPv4).
     public var high: UInt64
     /// The last 64 bits of an IPv6 address, or the IPv4 address.

@@ -1,0 +1,135 @@
+// TableArray: the storage of the per-workstream tables' large arrays (flow records, conversation
+// rows and keys, index slots).
+//
+// A value with copy-on-write, like Array. Unlike Array, once a table outgrows
+// `TableArray.mappedThreshold` bytes its elements live in a private mapping the kernel is asked
+// to back with transparent huge pages: the tables are read at random, and with 4 KiB pages most
+// accesses to a 100k-flow table miss the TLB as well as the cache. Growing a mapped table moves
+// its pages (mremap) instead of copying them. Smaller tables, most of them, stay on the heap, so
+// a short capture does not pin a huge page per table.
+//
+// Elements are BitwiseCopyable: moved by memory copies and page moves, never deinitialized. One
+// owner mutates a table at a time (its workstream's accounts); the raw memory stays in this file.
+
+import CNetISRShim
+
+struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
+    /// Tables larger than this (bytes) are mapped with huge pages rather than allocated on the heap.
+    static var mappedThreshold: Int { 2 << 20 }
+
+    private var storage: Storage
+
+    /// An empty table.
+    init() { storage = Storage(minimumCapacity: 16) }
+
+    /// A table of `count` copies of `value`.
+    init(repeating value: Element, count: Int) {
+        storage = Storage(minimumCapacity: count)
+        storage.base.initialize(repeating: value, count: count)
+        storage.count = count
+    }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { storage.count }
+
+    subscript(position: Int) -> Element {
+        @inline(__always) get {
+            precondition(position >= 0 && position < storage.count, "table index out of range")
+            return storage.base[position]
+        }
+        @inline(__always) _modify {
+            precondition(position >= 0 && position < storage.count, "table index out of range")
+            makeUnique()
+            yield &storage.base[position]
+        }
+    }
+
+    /// Adds `element` at the end.
+    @inline(__always)
+    mutating func append(_ element: Element) {
+        makeUnique()
+        if storage.count == storage.capacity { storage.grow(to: storage.count + 1) }
+        (storage.base + storage.count).initialize(to: element)
+        storage.count += 1
+    }
+
+    /// Calls `body` with the elements' memory (valid during the call only).
+    @inline(__always)
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: storage.base, count: storage.count))
+    }
+
+    @inline(__always)
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
+
+    /// The elements' memory: on the heap, or a mapping of `mappedBytes` bytes.
+    private final class Storage {
+        var base: UnsafeMutablePointer<Element>
+        var capacity: Int
+        var count = 0
+        /// The mapping's size; 0 while the elements are on the heap.
+        var mappedBytes = 0
+
+        init(minimumCapacity: Int) {
+            (base, capacity, mappedBytes) = Storage.allocate(minimumCapacity: Swift.max(minimumCapacity, 1))
+        }
+
+        deinit { Storage.free(base, mappedBytes: mappedBytes) }
+
+        func copy() -> Storage {
+            let copy = Storage(minimumCapacity: capacity)
+            copy.base.initialize(from: base, count: count)
+            copy.count = count
+            return copy
+        }
+
+        /// Makes room for at least `minimum` elements, doubling.
+        func grow(to minimum: Int) {
+            let wanted = Swift.max(minimum, capacity * 2)
+            if mappedBytes > 0 {
+                let bytes = Storage.mappingSize(for: wanted)
+                guard let moved = netisr_remap_table(base, mappedBytes, bytes) else {
+                    fatalError("out of memory growing a table to \(bytes) bytes")
+                }
+                base = moved.bindMemory(to: Element.self, capacity: bytes / MemoryLayout<Element>.stride)
+                capacity = bytes / MemoryLayout<Element>.stride
+                mappedBytes = bytes
+                return
+            }
+            let (newBase, newCapacity, newMappedBytes) = Storage.allocate(minimumCapacity: wanted)
+            newBase.initialize(from: base, count: count)
+            Storage.free(base, mappedBytes: mappedBytes)
+            (base, capacity, mappedBytes) = (newBase, newCapacity, newMappedBytes)
+        }
+
+        /// Whole huge pages holding at least `elements` elements.
+        private static func mappingSize(for elements: Int) -> Int {
+            let page = 2 << 20
+            let (bytes, overflow) = elements.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)
+            precondition(!overflow, "a table of \(elements) elements is too large")
+            return (bytes + page - 1) / page * page
+        }
+
+        private static func allocate(minimumCapacity: Int) -> (UnsafeMutablePointer<Element>, Int, Int) {
+            let stride = MemoryLayout<Element>.stride
+            if minimumCapacity * stride <= TableArray.mappedThreshold {
+                let base = UnsafeMutablePointer<Element>.allocate(capacity: minimumCapacity)
+                return (base, minimumCapacity, 0)
+            }
+            let bytes = mappingSize(for: minimumCapacity)
+            guard let mapped = netisr_map_table(bytes) else {
+                fatalError("out of memory mapping a \(bytes)-byte table")
+            }
+            return (mapped.bindMemory(to: Element.self, capacity: bytes / stride), bytes / stride, bytes)
+        }
+
+        private static func free(_ base: UnsafeMutablePointer<Element>, mappedBytes: Int) {
+            if mappedBytes > 0 { netisr_unmap_table(base, mappedBytes) } else { base.deallocate() }
+        }
+    }
+}
+
+// Copy-on-write, as Array: a table shared between threads is only read; a mutation copies first.
+extension TableArray: @unchecked Sendable where Element: Sendable {}

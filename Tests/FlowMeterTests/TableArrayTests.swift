@@ -1,0 +1,48 @@
+// TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
+// heap into a huge-page mapping, and remapped), and a copy is a value, as an Array is. The replay
+// through tables that large is checked against an independent count in ReplayTests.
+
+import Testing
+
+@testable import FlowMeter
+
+@Suite struct TableArrayTests {
+    /// Elements of 40 bytes: 2 MiB (the mapped threshold) holds 52,428 of them.
+    struct Element: BitwiseCopyable, Equatable {
+        var a: Int
+        var b: Int
+        var c: Int
+        var d: Int
+        var e: Int32
+        init(_ value: Int) { (a, b, c, d, e) = (value, ~value, value &* 31, -value, Int32(truncatingIfNeeded: value)) }
+    }
+
+    @Test func appendedElementsSurviveEveryGrowth() {
+        var table = TableArray<Element>()
+        var expected: [Element] = []
+        let count = 400_000  // 16 MB: heap, then mapped, then remapped three times
+        #expect(count * MemoryLayout<Element>.stride > 4 * TableArray<Element>.mappedThreshold)
+        for value in 0..<count {
+            table.append(Element(value))
+            expected.append(Element(value))
+            if value % 50_000 == 0 { table[value / 2].a += 1 }
+            if value % 50_000 == 0 { expected[value / 2].a += 1 }
+        }
+        #expect(table.count == count)
+        #expect(Array(table) == expected)
+        table.withUnsafeBufferPointer { buffer in #expect(Array(buffer) == expected) }
+    }
+
+    @Test(arguments: [1_000, 200_000])
+    func aCopyIsAValue(count: Int) {
+        var original = TableArray(repeating: Element(7), count: count)
+        let copy = original
+        original[count - 1] = Element(8)
+        original.append(Element(9))
+        #expect(copy.count == count && copy.allSatisfy { $0 == Element(7) })
+        #expect(original.count == count + 1 && original[count - 1] == Element(8) && original[count] == Element(9))
+        var second = copy
+        second.append(Element(10))
+        #expect(copy.count == count && second.count == count + 1 && second[count] == Element(10))
+    }
+}
