@@ -41,9 +41,13 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         delays = measureDelays ? DelayHistogram(workstreams: workstreams) : nil
         count = workstreams
         self.workstreams = .allocate(capacity: workstreams)
-        self.workstreams.initialize(repeating: TrafficAccounts(), count: workstreams)
         links = .allocate(capacity: workstreams)
-        links.initialize(repeating: TrafficAccounts(), count: workstreams)
+        // Each its own accounts: copies of one value would share their tables' storage until
+        // each workstream's first write copied it, on two threads at once.
+        for index in 0..<workstreams {
+            (self.workstreams + index).initialize(to: TrafficAccounts())
+            (links + index).initialize(to: TrafficAccounts())
+        }
     }
 
     deinit {
