@@ -93,9 +93,7 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
                 guard let moved = netisr_remap_table(base, mappedBytes, bytes) else {
                     fatalError("out of memory growing a table to \(bytes) bytes")
                 }
-                base = moved.bindMemory(to: Element.self, capacity: bytes / MemoryLayout<Element>.stride)
-                capacity = bytes / MemoryLayout<Element>.stride
-                mappedBytes = bytes
+                (base, capacity, mappedBytes) = Storage.elements(in: moved, bytes: bytes)
                 return
             }
             let (newBase, newCapacity, newMappedBytes) = Storage.allocate(minimumCapacity: wanted)
@@ -113,8 +111,7 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
         }
 
         private static func allocate(minimumCapacity: Int) -> (UnsafeMutablePointer<Element>, Int, Int) {
-            let stride = MemoryLayout<Element>.stride
-            if minimumCapacity * stride <= TableArray.mappedThreshold {
+            if minimumCapacity * MemoryLayout<Element>.stride <= TableArray.mappedThreshold {
                 let base = UnsafeMutablePointer<Element>.allocate(capacity: minimumCapacity)
                 return (base, minimumCapacity, 0)
             }
@@ -122,7 +119,15 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
             guard let mapped = netisr_map_table(bytes) else {
                 fatalError("out of memory mapping a \(bytes)-byte table")
             }
-            return (mapped.bindMemory(to: Element.self, capacity: bytes / stride), bytes / stride, bytes)
+            return elements(in: mapped, bytes: bytes)
+        }
+
+        /// A mapping of `bytes` bytes as elements: its base, capacity and size.
+        private static func elements(in mapping: UnsafeMutableRawPointer, bytes: Int)
+            -> (UnsafeMutablePointer<Element>, Int, Int)
+        {
+            let capacity = bytes / MemoryLayout<Element>.stride
+            return (mapping.bindMemory(to: Element.self, capacity: capacity), capacity, bytes)
         }
 
         private static func free(_ base: UnsafeMutablePointer<Element>, mappedBytes: Int) {

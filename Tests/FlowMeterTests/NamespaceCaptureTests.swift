@@ -215,8 +215,16 @@ import Testing
         }
     }
 
-    /// The fanout id the kernel gives a new group (PACKET_FANOUT_FLAG_UNIQUEID) when a bound
-    /// AF_PACKET socket on `interface` asks for one; nil on failure. Each call uses up one id.
+    /// Asks to join a new hash-mode fanout group with a kernel-chosen id (SOL_PACKET,
+    /// PACKET_FANOUT, PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID); the kernel uses up an id
+    /// even when the join fails (an unbound socket). Returns setsockopt's result.
+    static func requestNewFanoutGroup(_ socket: Int32) -> Int32 {
+        var value: Int32 = 0x2000 << 16
+        return setsockopt(socket, 263, 18, &value, 4)
+    }
+
+    /// The fanout id the kernel gives a new group when a bound AF_PACKET socket on `interface`
+    /// asks for one; nil on failure. Each call uses up one id.
     static func probeNextFanoutID(interface: String) -> Int? {
         let probe = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
         guard probe >= 0 else { return nil }
@@ -231,9 +239,9 @@ import Testing
         let bound = address.withUnsafeBytes {
             bind(probe, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
         }
-        var value: Int32 = 0x2000 << 16  // PACKET_FANOUT_HASH with PACKET_FANOUT_FLAG_UNIQUEID, id 0
+        var value: Int32 = 0
         var length = socklen_t(4)
-        guard bound == 0, setsockopt(probe, 263, 18, &value, 4) == 0, getsockopt(probe, 263, 18, &value, &length) == 0
+        guard bound == 0, requestNewFanoutGroup(probe) == 0, getsockopt(probe, 263, 18, &value, &length) == 0
         else { return nil }
         return Int(value & 0xFFFF)
     }
@@ -264,13 +272,10 @@ import Testing
                     failure.withLock { $0 = "cannot probe fanout ids" }
                     return
                 }
-                // Each failed join (unbound socket) still uses up an id: use up those before 0.
+                // Failed joins (an unbound socket) use up the ids before 0.
                 let spender = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
                 defer { close(spender) }
-                for _ in (current + 1)..<0x1_0000 {
-                    var value: Int32 = 0x2000 << 16
-                    _ = setsockopt(spender, 263, 18, &value, 4)
-                }
+                for _ in (current + 1)..<0x1_0000 { _ = Self.requestNewFanoutGroup(spender) }
                 let captures = try LiveCapture.fanout(interface: "lo", sockets: 2)
                 let groupID = Self.probeNextFanoutID(interface: "lo").map { $0 - 1 }
                 let sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
