@@ -34,9 +34,21 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
     public var frames: Int { framesAToB + framesBToA }
     /// All bytes.
     public var bytes: Int { bytesAToB + bytesBToA }
+
+    /// Whether this is the row of the endpoints `first` and `second`, in either direction.
+    @inline(__always)
+    func joins(_ first: IPAddress, _ firstPort: UInt16, _ second: IPAddress, _ secondPort: UInt16) -> Bool {
+        (addressA == first && portA == firstPort && addressB == second && portB == secondPort)
+            || (addressA == second && portA == secondPort && addressB == first && portB == firstPort)
+    }
+
+    /// Whether `other` is a row of the same endpoints.
+    func joins(_ other: ConversationRow) -> Bool { joins(other.addressA, other.portA, other.addressB, other.portB) }
 }
 
-struct ConversationKey: Hashable, BitwiseCopyable {
+/// A row's endpoints in canonical order, for its index hash (the rows themselves are compared
+/// with `joins`: a table keeps no separate keys, a 48-byte key per row that every lookup read).
+struct ConversationKey {
     var hash: UInt64 {
         mixHash(
             low.high ^ UInt64(lowPort) << 48, low.low, high.high ^ UInt64(highPort) << 48, high.low,
@@ -60,7 +72,6 @@ struct ConversationKey: Hashable, BitwiseCopyable {
 /// The rows of one table, in order of first appearance.
 struct ConversationTable {
     private(set) var rows = TableArray<ConversationRow>()
-    private(set) var keys = TableArray<ConversationKey>()
     private var index = RowIndex()
     /// Some row counted an event of addresses other than its frame's flow (see `merge`).
     var countsForeignEvents = false
@@ -77,7 +88,7 @@ struct ConversationTable {
     ) -> Int {
         let key = ConversationKey(source, sourcePort, destination, destinationPort)
         let hash = key.hash
-        var found = index.find(hash) { keys[$0] == key }
+        var found = index.find(hash) { rows[$0].joins(source, sourcePort, destination, destinationPort) }
         var reused: Int?
         if let existing = found, let flags = tcpFlags, flags & 0x12 == 0x02, rows[existing].closed {
             reused = existing  // a new stream on a reused 4-tuple
@@ -92,7 +103,6 @@ struct ConversationTable {
                 ConversationRow(
                     addressA: source, portA: sourcePort, addressB: destination, portB: destinationPort,
                     firstTimestamp: timestamp))
-            keys.append(key)
             if let reused { index.replace(hash, old: reused, new: row) } else { index.insert(hash, row: row) }
         }
         add(to: row, source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
@@ -132,17 +142,13 @@ struct ConversationTable {
     /// ordering by the address hash), a row of the frame's own addresses is counted on one
     /// workstream only, so unless some table counted a foreign event (a tunnel's other header) the
     /// merge is a concatenation. Otherwise it is hash-based (RowIndex). It sorts nothing.
-    static func merge(_ tables: [ConversationTable], placedByAddresses: Bool) -> [ConversationRow] {
+    static func merge(_ tables: [ConversationTable], placedByAddresses: Bool) -> TableRows<ConversationRow> {
         if placedByAddresses && !tables.contains(where: \.countsForeignEvents) {
-            var rows: [ConversationRow] = []
-            rows.reserveCapacity(tables.reduce(0) { $0 + $1.rows.count })
-            for table in tables { rows.append(contentsOf: table.rows) }
-            return rows
+            return TableRows(parts: tables.map(\.rows))
         }
         let total = tables.reduce(0) { $0 + $1.rows.count }
-        var result: [ConversationRow] = []
-        result.reserveCapacity(total)
-        // Where each result row came from, to compare keys without copying them; a key seen again
+        var result = TableArray<ConversationRow>()
+        // Where each result row came from, to compare rows without copying them; a key seen again
         // in another table is a row split across workstreams, combined into the first one's place.
         var origins: [(table: Int32, index: Int32)] = []
         origins.reserveCapacity(total)
@@ -150,11 +156,10 @@ struct ConversationTable {
         var splitParts: [Int: [ConversationRow]] = [:]
         for (number, table) in tables.enumerated() {
             for (index, row) in table.rows.enumerated() {
-                let key = table.keys[index]
-                let hash = key.hash
+                let hash = ConversationKey(row.addressA, row.portA, row.addressB, row.portB).hash
                 let found = seen.find(hash) {
                     let origin = origins[$0]
-                    return Int(origin.table) != number && tables[Int(origin.table)].keys[Int(origin.index)] == key
+                    return Int(origin.table) != number && tables[Int(origin.table)].rows[Int(origin.index)].joins(row)
                 }
                 if let at = found {
                     splitParts[at, default: []].append(row)
@@ -166,11 +171,11 @@ struct ConversationTable {
             }
         }
         for (at, parts) in splitParts { result[at] = combine([result[at]] + parts) }
-        return result
+        return TableRows(parts: [result])
     }
 
     /// `rows` in tshark's order: by address A, port A, address B, port B, then first frame.
-    static func sortedAsTshark(_ rows: [ConversationRow]) -> [ConversationRow] {
+    static func sortedAsTshark(_ rows: some Sequence<ConversationRow>) -> [ConversationRow] {
         rows.sorted {
             ($0.addressA, $0.portA, $0.addressB, $0.portB, $0.firstTimestamp)
                 < ($1.addressA, $1.portA, $1.addressB, $1.portB, $1.firstTimestamp)

@@ -24,12 +24,12 @@ public struct ReplayResult: Sendable {
     /// Conversation tables, their rows unordered (each workstream's in order of first appearance,
     /// one workstream after another): `sortedConversations(_:)` orders a table as tshark does, a
     /// cost paid only by those who print one.
-    public let conversations: [ConversationKind: [ConversationRow]]
-    /// Flow records, one list per workstream, each in order of first packet: handing them over
-    /// costs no copy. `flowsInOrder()` merges them.
-    public let flowsByWorkstream: [[FlowRecord]]
+    public let conversations: [ConversationKind: TableRows<ConversationRow>]
+    /// Flow records, unordered (each workstream's in order of first packet, one workstream after
+    /// another): handing them over costs no copy. `flowsInOrder()` sorts them.
+    public let flows: TableRows<FlowRecord>
     /// How many flow records there are.
-    public let flowCount: Int
+    public var flowCount: Int { flows.count }
     /// Frames of unsupported link types, by link type.
     public let unsupportedLinkTypes: [UInt32: Int]
     /// Packets dropped, by reason (engine reasons, the kernel's for live captures, unsupported link
@@ -54,7 +54,7 @@ public struct ReplayResult: Sendable {
 
     /// Every flow record, by first packet's time, then by addresses and ports.
     public func flowsInOrder() -> [FlowRecord] {
-        flowsByWorkstream.joined().sorted {
+        flows.sorted {
             ($0.firstTimestamp, $0.key.source, $0.key.sourcePort, $0.key.destination, $0.key.destinationPort)
                 < ($1.firstTimestamp, $1.key.source, $1.key.sourcePort, $1.key.destination, $1.key.destinationPort)
         }
@@ -84,7 +84,7 @@ public struct ReplayResult: Sendable {
         // The tables move out of the accounts one kind at a time, so each part is freed once
         // merged: the peak holds the accounts or the result, not both.
         _ = consume all
-        var conversations: [ConversationKind: [ConversationRow]] = [:]
+        var conversations: [ConversationKind: TableRows<ConversationRow>] = [:]
         conversations[.ip] = ConversationTable.merge(
             accounts.take(\.ipv4, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
         conversations[.ipv6] = ConversationTable.merge(
@@ -94,8 +94,7 @@ public struct ReplayResult: Sendable {
         conversations[.udp] = ConversationTable.merge(
             accounts.take(\.udp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
         self.conversations = conversations
-        flowsByWorkstream = accounts.take(\.flows, leaving: FlowTable()).map { Array($0.records) }
-        flowCount = flowsByWorkstream.reduce(0) { $0 + $1.count }
+        flows = TableRows(parts: accounts.take(\.flows, leaving: FlowTable()).map(\.records))
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }

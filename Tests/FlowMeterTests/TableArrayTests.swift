@@ -1,6 +1,7 @@
 // TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
-// heap into a huge-page mapping, and remapped), and a copy is a value, as an Array is. The replay
-// through tables that large is checked against an independent count in ReplayTests.
+// heap into a huge-page mapping, and remapped), and a copy is a value, as an Array is. TableRows,
+// the tables handed over: parts read as one collection. The replay through tables that large is
+// checked against an independent count in ReplayTests.
 
 import Testing
 
@@ -44,5 +45,27 @@ import Testing
         var second = copy
         second.append(Element(10))
         #expect(copy.count == count && second.count == count + 1 && second[count] == Element(10))
+    }
+
+    @Test func partsReadAsOneCollection() {
+        let sizes = [3, 0, 70_000, 1, 0, 5]  // empty parts, one past the mapped threshold
+        var parts: [TableArray<Element>] = []
+        var expected: [Element] = []
+        for size in sizes {
+            var part = TableArray<Element>()
+            for _ in 0..<size {
+                part.append(Element(expected.count))
+                expected.append(Element(expected.count))
+            }
+            parts.append(part)
+        }
+        let rows = TableRows(parts: parts)
+        #expect(rows.count == expected.count)
+        #expect(Array(rows) == expected)  // the iterator, part after part
+        #expect(rows.indices.allSatisfy { rows[$0] == expected[$0] })  // the subscript, each position's part
+        #expect(rows.reversed().elementsEqual(expected.reversed()))
+        #expect(TableRows<Element>(parts: []).isEmpty && Array(TableRows(parts: [TableArray<Element>()])) == [])
+        let literal: TableRows<Element> = [Element(1), Element(2)]
+        #expect(Array(literal) == [Element(1), Element(2)])
     }
 }
