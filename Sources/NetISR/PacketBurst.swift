@@ -46,6 +46,16 @@ public struct PacketBurst: ~Copyable {
         return body(base[taken])
     }
 
+    /// Reads the packet `distance` places after the next one without taking it (nil past the
+    /// end); `peek(ahead: 0)` is `peek`. For prefetching a later packet's bytes while handling
+    /// this one: its first touch on a worker is a miss, its bytes having been written on another
+    /// core.
+    @inlinable
+    public func peek<R>(ahead distance: Int, _ body: (borrowing Packet) -> R) -> R? {
+        guard distance >= 0, taken + distance < count, let base else { return nil }
+        return body(base[taken + distance])
+    }
+
     /// Takes every packet not yet taken, for the engine to move out.
     mutating func takeRemaining() -> (base: UnsafeMutablePointer<Packet>?, count: Int) {
         let start = taken

@@ -56,6 +56,35 @@ import Testing
         #expect(embedded.engine.snapshot().configuration.dispatchPolicy == .deferred)
     }
 
+    /// A handler can look at the packets it has not taken yet (to prefetch their bytes): `peek`
+    /// reads the next, `peek(ahead:)` one further on, and neither takes or releases anything.
+    @Test func aHandlerPeeksAheadWithoutTakingPackets() throws {
+        let embedded = try engine(policy: .deferred)
+        let seen = Locked<[[UInt64?]]>([])
+        try embedded.engine.register(
+            ProtocolRegistration(name: "ip", number: 1) { burst in
+                var rows: [[UInt64?]] = []
+                while burst.remaining > 0 {
+                    let row = [
+                        burst.peek { $0.timestamp }, burst.peek(ahead: 0) { $0.timestamp },
+                        burst.peek(ahead: 2) { $0.timestamp }, burst.peek(ahead: -1) { $0.timestamp },
+                        burst.next()?.timestamp,
+                    ]
+                    rows.append(row)
+                }
+                rows.append([burst.peek { $0.timestamp }, burst.peek(ahead: 1) { $0.timestamp }])
+                seen.withLock { $0.append(contentsOf: rows) }
+            })
+        let releases = ReleaseCounter()
+        for sequence in 1...4 { _ = embedded.engine.dispatch(1, packet(releases, sequence: UInt64(sequence))) }
+        #expect(embedded.runUntilIdle() == 1)  // one pass, one burst of four
+        #expect(
+            seen.withLock { $0 } == [
+                [1, 1, 3, nil, 1], [2, 2, 4, nil, 2], [3, 3, nil, nil, 3], [4, 4, nil, nil, 4], [nil, nil],
+            ])
+        #expect(releases.count == 4)
+    }
+
     @Test func hybridRunsDirectlyOnlyWhenTheWorkstreamIsIdle() throws {
         let embedded = try engine(policy: .hybrid)
         try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))
