@@ -7,9 +7,10 @@
 #   Benchmarks/compare.sh [--quick] [--svg FILE] [--no-replay]
 #
 # End to end (unless --no-replay): `netisr replay` against softflowd -r, nfpcapd -r and argus -r
-# on the same capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), runs
-# interleaved, medians of 3 (1 with --quick), and tshark's conversation statistics once. The
-# Debian packages are installed when missing; the peers run under `unshare -n` (loopback only).
+# on the same capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), in 5
+# interleaved rounds (1 with --quick), each ratio the median of the rounds' own ratios, and
+# tshark's conversation statistics once, against netisr's median. The Debian packages are
+# installed when missing; the peers run under `unshare -n` (loopback only).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 args=()
@@ -43,7 +44,7 @@ if [ "$replay" = 1 ]; then
     fi
     packets=$([ "$quick" = 1 ] && echo 200000 || echo 1000000)
     flows=$([ "$quick" = 1 ] && echo 20000 || echo 100000)
-    rounds=$([ "$quick" = 1 ] && echo 1 || echo 3)
+    rounds=$([ "$quick" = 1 ] && echo 1 || echo 5)
     capture="/tmp/netisr-compare-$packets.pcap"
     [ -f "$capture" ] || "$netisr" synth --packets "$packets" --flows "$flows" --seed 1 --out "$capture" >&2
     cat "$capture" > /dev/null  # into the page cache
@@ -68,12 +69,13 @@ if [ "$replay" = 1 ]; then
     fi
     rm -rf "$work"
     ours=$(echo ${times[netisr]} | tr ' ' '\n' | median)
-    echo "replay of $packets packets / $flows flows (seconds, median of $rounds): netisr $ours" >&2
+    echo "replay of $packets packets / $flows flows (seconds, median of $rounds): netisr $ours  [${times[netisr]}]" >&2
     for peer in softflowd nfpcapd argus tshark; do
         [ -n "${times[$peer]:-}" ] || continue
         theirs=$(echo ${times[$peer]} | tr ' ' '\n' | median)
-        echo "  $peer $theirs" >&2
-        args+=("--extra=replay_vs_$peer=$theirs/$ours")
+        echo "  $peer $theirs  [${times[$peer]}]" >&2
+        # Each round's peer time over the same round's netisr time (tshark: its one run).
+        args+=("--extra=replay_vs_$peer=$(echo ${times[$peer]} | tr ' ' ',')/$(echo ${times[netisr]} | tr ' ' ',')")
     done
 fi
 cd "$here"

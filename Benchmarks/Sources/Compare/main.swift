@@ -2,7 +2,7 @@
 // medians over rounds. Ratios are taken within each round (netisr throughput ÷ peer throughput,
 // > 1 means netisr is faster) and their median reported, so machine noise between rounds cancels.
 // Prints a table, then (last line) one JSON object of median ratios. `--quick` for a short run,
-// `--svg FILE` to draw the ratios, `--extra KEY=NS_A/NS_B` to fold in outside measurements.
+// `--svg FILE` to draw the ratios, `--extra KEY=A,…/B,…` to fold in outside measurements (seconds per round).
 
 import CPeers
 import NIOPosix
@@ -131,14 +131,19 @@ for (key, ours, theirs) in comparisons {
             + pad(format(perRound.max()!, 3), 9))
 }
 for extra in arguments where extra.hasPrefix("--extra=") {
-    // --extra=key=peerSeconds/netisrSeconds, measured by compare.sh around external tools.
+    // --extra=key=peerSeconds,…/netisrSeconds,…: outside measurements by compare.sh, one time per
+    // interleaved round on each side (the ratio of each round, then their median), or one peer
+    // time against the median of ours.
     let parts = extra.dropFirst("--extra=".count).split(separator: "=")
-    if parts.count == 2, let slash = parts[1].firstIndex(of: "/"), let peer = Double(parts[1][..<slash]),
-        let ours = Double(parts[1][parts[1].index(after: slash)...]), ours > 0
-    {
-        ratios.append((String(parts[0]), peer / ours))
-        print(pad(String(parts[0]), 40, left: true) + pad(format(peer / ours, 3), 9))
-    }
+    guard parts.count == 2, let slash = parts[1].firstIndex(of: "/") else { continue }
+    let peer = parts[1][..<slash].split(separator: ",").compactMap { Double($0) }
+    let ours = parts[1][parts[1].index(after: slash)...].split(separator: ",").compactMap { Double($0) }
+    guard !peer.isEmpty, !ours.isEmpty, ours.allSatisfy({ $0 > 0 }) else { continue }
+    let perRound = peer.count == ours.count ? zip(peer, ours).map { $0 / $1 } : [median(peer) / median(ours)]
+    ratios.append((String(parts[0]), median(perRound)))
+    print(
+        pad(String(parts[0]), 40, left: true) + pad(format(median(perRound), 3), 9)
+            + pad(format(perRound.min()!, 3), 9) + pad(format(perRound.max()!, 3), 9))
 }
 if let svgPath { try RatioChart.write(ratios, to: svgPath) }
 print(JSONValue.object(ratios.map { ($0.0, .double((($0.1 * 1000).rounded()) / 1000)) }).rendered)
