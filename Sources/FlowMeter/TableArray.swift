@@ -1,5 +1,5 @@
 // TableArray: the storage of the per-workstream tables' large arrays (flow records, conversation
-// rows and keys, index slots).
+// rows, index slots).
 //
 // A value with copy-on-write, like Array. Unlike Array, once a table outgrows
 // `TableArray.mappedThreshold` bytes its elements live in a private mapping the kernel is asked
