@@ -44,6 +44,19 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
 
     /// Whether `other` is a row of the same endpoints.
     func joins(_ other: ConversationRow) -> Bool { joins(other.addressA, other.portA, other.addressB, other.portB) }
+
+    /// Adds a frame from `source` in its direction; a FIN or RST closes the row's TCP stream.
+    @inline(__always)
+    mutating func add(source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8?) {
+        if addressA == source && portA == sourcePort {
+            framesAToB += 1
+            bytesAToB += wireLength
+        } else {
+            framesBToA += 1
+            bytesBToA += wireLength
+        }
+        if let flags = tcpFlags, flags & 0x05 != 0 { closed = true }
+    }
 }
 
 /// A row's endpoints in canonical order, for its index hash (the rows themselves are compared
@@ -120,17 +133,10 @@ struct ConversationTable {
         return true
     }
 
-    /// Adds a frame to a row in its direction; a FIN or RST closes the row's TCP stream.
+    /// Adds a frame to a row in its direction (one access to the row).
     @inline(__always)
     private mutating func add(to row: Int, source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8?) {
-        if rows[row].addressA == source && rows[row].portA == sourcePort {
-            rows[row].framesAToB += 1
-            rows[row].bytesAToB += wireLength
-        } else {
-            rows[row].framesBToA += 1
-            rows[row].bytesBToA += wireLength
-        }
-        if let flags = tcpFlags, flags & 0x05 != 0 { rows[row].closed = true }
+        rows[row].add(source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
     }
 
     /// Merges tables from several workstreams: their rows table after table, each table's in order

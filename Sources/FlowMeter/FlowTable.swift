@@ -39,6 +39,20 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
                 == (rhs.packetsReverse, rhs.bytesReverse, rhs.tcpFlags, rhs.workstream)
     }
 
+    /// Counts a packet (one access to the record where it is stored).
+    @inline(__always)
+    mutating func add(forward: Bool, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8) {
+        if forward {
+            packetsForward += 1
+            bytesForward += wireLength
+        } else {
+            packetsReverse += 1
+            bytesReverse += wireLength
+        }
+        lastTimestamp = max(lastTimestamp, timestamp)
+        self.tcpFlags |= tcpFlags
+    }
+
     /// All packets.
     public var packets: Int { packetsForward + packetsReverse }
     /// All bytes.
@@ -88,15 +102,8 @@ struct FlowTable {
         if let at = index.find(
             hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
         {
-            if records[at].key == flow {
-                records[at].packetsForward += 1
-                records[at].bytesForward += wireLength
-            } else {
-                records[at].packetsReverse += 1
-                records[at].bytesReverse += wireLength
-            }
-            records[at].lastTimestamp = max(records[at].lastTimestamp, timestamp)
-            records[at].tcpFlags |= tcpFlags
+            let forward = records[at].key == flow
+            records[at].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return at
         } else {
             index.insert(hash, row: records.count)

@@ -222,6 +222,7 @@ public final class Replay: Sendable {
     ) -> Int {
         let linkType = record.linkType
         var flowID: UInt32?
+        var packetType: UInt8 = 0
         if linkType.isSupported {
             if state.parsesFully {
                 PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
@@ -231,6 +232,7 @@ public final class Replay: Sendable {
             if let flow = state.summary.flow {
                 flowID = state.hasher.symmetricHash(flow, includePorts: false)
             }
+            packetType = ReplayProtocol.packetType(state.summary.network)
         }
         let source = ReplayProtocol.sourceID(linkType: linkType, file: file)
         let workstream =
@@ -240,7 +242,7 @@ public final class Replay: Sendable {
         let make = { (bytes: UnsafeRawBufferPointer, owner: PacketOwner) in
             Packet(
                 bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,
-                flowID: flowID, timestamp: record.timestamp, owner: owner)
+                flowID: flowID, timestamp: record.timestamp, packetType: packetType, owner: owner)
         }
         let packet: Packet
         var chunk: Int?

@@ -7,7 +7,9 @@
 //   so both directions of every conversation land on one workstream, in capture order; each
 //   workstream accounts into its own TrafficAccounts.
 //
-// A packet's sourceID carries its link type (low 16 bits) and file index (high 16 bits).
+// A packet's sourceID carries its link type (low 16 bits) and file index (high 16 bits); its
+// packetType the network protocol the reader found while hashing (1 + TrafficAccounts.index),
+// so that ether demultiplexes without parsing the frame again.
 
 import NetISR
 import PacketWire
@@ -21,6 +23,24 @@ enum ReplayProtocol {
     static func linkType(of packet: borrowing Packet) -> LinkType { LinkType(rawValue: packet.sourceID & 0xFFFF) }
     static func sourceID(linkType: LinkType, file: Int) -> UInt32 {
         (linkType.rawValue & 0xFFFF) | UInt32(truncatingIfNeeded: file & 0xFFFF) << 16
+    }
+
+    /// The packet type that records `network` as found by the reader.
+    static func packetType(_ network: NetworkProtocol) -> UInt8 { UInt8(TrafficAccounts.index(network) + 1) }
+
+    /// The network protocol of a frame: the reader's finding if it left one, else a parse of the
+    /// link layers (`other` for link types this library does not parse).
+    static func network(of packet: borrowing Packet) -> NetworkProtocol {
+        switch packet.packetType {
+        case 1: .arp
+        case 2: .ipv4
+        case 3: .ipv6
+        case 4: .none
+        case 5: .other
+        default:
+            linkType(of: packet).isSupported
+                ? PacketParser.networkProtocol(packet.bytes, linkType: linkType(of: packet)) : .other
+        }
     }
 }
 
@@ -98,9 +118,7 @@ enum ReplayRegistration {
                 let forwarder = forwarders[burst.workstreamID]
                 let link = accounts.links + burst.workstreamID
                 while let packet = burst.next() {
-                    let linkType = ReplayProtocol.linkType(of: packet)
-                    let network =
-                        linkType.isSupported ? PacketParser.networkProtocol(packet.bytes, linkType: linkType) : .other
+                    let network = ReplayProtocol.network(of: packet)
                     var rejected: Packet?
                     switch network {
                     case .ipv4: rejected = forwarder.ip.append(packet)
@@ -111,6 +129,7 @@ enum ReplayRegistration {
                             wireLength: Int(packet.wireLength), capturedLength: packet.bytes.count,
                             timestamp: packet.timestamp)
                         link.pointee.countLayers(network, .none)
+                        let linkType = ReplayProtocol.linkType(of: packet)
                         if !linkType.isSupported {
                             link.pointee.unsupportedLinkTypes[linkType.rawValue, default: 0] += 1
                         }

@@ -38,6 +38,11 @@ public struct Packet: ~Copyable {
     public var sourceID: UInt32
     @usableFromInline var storedFlowID: UInt32
     @usableFromInline var hasFlowID: Bool
+    /// What the producer already knows of the packet's kind, in the producer's own numbering (0:
+    /// nothing). A receive path that classified the frame to hash it — as NICs report a packet
+    /// type with the RSS hash — leaves its finding here for the handlers, which then need not
+    /// parse again to demultiplex. The engine carries it unchanged.
+    public var packetType: UInt8
     /// Capture time in nanoseconds since the Unix epoch (0 when unknown).
     public var timestamp: UInt64
     /// Unretained: neither making nor releasing a packet touches the owner's reference count
@@ -52,6 +57,7 @@ public struct Packet: ~Copyable {
     ///   - sourceID: the source the packet came from.
     ///   - flowID: a flow id (for example an RSS hash), if known.
     ///   - timestamp: capture time in nanoseconds since the epoch.
+    ///   - packetType: the producer's classification of the packet (see `packetType`).
     ///   - owner: gets the bytes back when the packet is released; must outlive the packet.
     @inlinable
     public init(
@@ -60,6 +66,7 @@ public struct Packet: ~Copyable {
         sourceID: UInt32 = 0,
         flowID: UInt32? = nil,
         timestamp: UInt64 = 0,
+        packetType: UInt8 = 0,
         owner: PacketOwner? = nil
     ) {
         self.bytes = bytes
@@ -67,6 +74,7 @@ public struct Packet: ~Copyable {
         self.sourceID = sourceID
         self.storedFlowID = flowID ?? 0
         self.hasFlowID = flowID != nil
+        self.packetType = packetType
         self.timestamp = timestamp
         self.owner = owner.map { Unmanaged.passUnretained($0) }
     }

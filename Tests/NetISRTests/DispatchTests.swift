@@ -22,6 +22,28 @@ import Testing
         #expect(counter.count == 1)
     }
 
+    /// What a producer knows of a packet (its source, flow id, time and packet type) reaches the
+    /// handler unchanged through a queue.
+    @Test func aPacketsMetadataCrossesTheQueueUnchanged() throws {
+        let embedded = try engine(policy: .deferred)
+        let seen = Locked<[[UInt64]]>([])
+        try embedded.engine.register(
+            ProtocolRegistration(name: "ip", number: 1) { burst in
+                while let packet = burst.next() {
+                    let row = [
+                        UInt64(packet.sourceID), packet.flowID.map(UInt64.init) ?? 99, packet.timestamp,
+                        UInt64(packet.packetType),
+                    ]
+                    seen.withLock { $0.append(row) }
+                }
+            })
+        _ = embedded.engine.dispatch(1, Packet(sourceID: 3, flowID: 7, timestamp: 11, packetType: 2))
+        _ = embedded.engine.dispatch(1, Packet(sourceID: 4, timestamp: 12))
+        _ = embedded.engine.dispatch(1, Packet(sourceID: 5, flowID: 0, packetType: 255))
+        #expect(embedded.runUntilIdle() == 1)
+        #expect(seen.withLock { $0 } == [[3, 7, 11, 2], [4, 99, 12, 0], [5, 0, 0, 255]])
+    }
+
     @Test func directRunsInTheCaller() throws {
         let embedded = try engine(policy: .direct)
         try embedded.engine.register(ProtocolRegistration(name: "ip", number: 1, handler: recorder.handler(tag: 1)))

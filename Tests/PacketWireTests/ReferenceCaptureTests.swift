@@ -1,7 +1,8 @@
 // Every capture in ../shared/captures/tcpdump (tcpdump's own test files, many malformed on
 // purpose): never a crash or hang; for every one of a supported link type that tshark reads,
 // frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference). On every
-// frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one.
+// frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one,
+// and its network protocol with the link-layer walk (`networkProtocol`) it spares ether.
 
 import PacketWire
 import TestSupport
@@ -22,7 +23,7 @@ import Testing
         var table: [String: Int] = [:]
         var error: CaptureError?
         /// Frames whose `parseFlowAddresses` disagreed with the full parse (network, addresses,
-        /// IP protocol).
+        /// IP protocol) or with `networkProtocol`.
         var flowAddressMismatches = 0
     }
 
@@ -42,7 +43,9 @@ import Testing
                     PacketParser.parseFlowAddresses(record.bytes, linkType: record.linkType, into: &addresses)
                     let full = summary.flow.map { ($0.source, $0.destination, $0.ipProtocol) }
                     let partial = addresses.flow.map { ($0.source, $0.destination, $0.ipProtocol) }
-                    if addresses.network != summary.network || full?.0 != partial?.0 || full?.1 != partial?.1
+                    let linkWalk = PacketParser.networkProtocol(record.bytes, linkType: record.linkType)
+                    if addresses.network != summary.network || linkWalk != addresses.network
+                        || full?.0 != partial?.0 || full?.1 != partial?.1
                         || full?.2 != partial?.2
                         || (addresses.flow.map { $0.sourcePort | $0.destinationPort } ?? 0) != 0
                     {

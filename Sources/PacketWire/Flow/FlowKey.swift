@@ -15,7 +15,7 @@ public struct FlowKey: Hashable, Sendable, BitwiseCopyable, CustomStringConverti
     public var ipProtocol: UInt8
 
     /// Creates a key.
-    public init(
+    @inlinable public init(
         source: IPAddress, destination: IPAddress, sourcePort: UInt16 = 0, destinationPort: UInt16 = 0,
         ipProtocol: UInt8
     ) {
@@ -33,7 +33,7 @@ public struct FlowKey: Hashable, Sendable, BitwiseCopyable, CustomStringConverti
 
     /// The same flow with its endpoints in canonical order, so both directions of a conversation
     /// give one key.
-    public var canonical: FlowKey {
+    @inlinable public var canonical: FlowKey {
         isCanonical
             ? self
             : FlowKey(
@@ -42,10 +42,16 @@ public struct FlowKey: Hashable, Sendable, BitwiseCopyable, CustomStringConverti
     }
 
     /// The key with source and destination swapped.
-    public var reversed: FlowKey {
+    @inlinable public var reversed: FlowKey {
         FlowKey(
             source: destination, destination: source, sourcePort: destinationPort, destinationPort: sourcePort,
             ipProtocol: ipProtocol)
+    }
+
+    /// Equal when every field is (inlinable: flow tables compare keys per packet).
+    @inlinable public static func == (lhs: FlowKey, rhs: FlowKey) -> Bool {
+        lhs.source == rhs.source && lhs.destination == rhs.destination && lhs.sourcePort == rhs.sourcePort
+            && lhs.destinationPort == rhs.destinationPort && lhs.ipProtocol == rhs.ipProtocol
     }
 
     /// `src:port > dst:port proto N`.

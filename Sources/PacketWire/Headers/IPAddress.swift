@@ -75,8 +75,13 @@ public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, Custom
         return (high, low)
     }
 
+    /// Equal when family and bits are (inlinable: flow tables compare addresses per packet).
+    @inlinable public static func == (lhs: IPAddress, rhs: IPAddress) -> Bool {
+        lhs.low == rhs.low && lhs.high == rhs.high && lhs.isIPv6 == rhs.isIPv6
+    }
+
     /// Orders IPv4 before IPv6, then numerically (as tshark sorts its conversation tables).
-    public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
+    @inlinable public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
         (lhs.isIPv6 ? 1 : 0, lhs.high, lhs.low) < (rhs.isIPv6 ? 1 : 0, rhs.high, rhs.low)
     }
 
