@@ -37,13 +37,13 @@ public enum PacketParser {
     public static func parseFlowAddresses(
         _ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary
     ) {
-        summary = PacketSummary()
+        summary.reset()
         withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .flowAddresses) }
     }
 
     /// Parses one frame into `summary` (which is reset first), without copying the result.
     public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
-        summary = PacketSummary()
+        summary.reset()
         withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .full) }
     }
 

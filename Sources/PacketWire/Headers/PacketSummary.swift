@@ -56,6 +56,18 @@ public struct PacketSummary: Sendable {
 
     /// Creates an empty summary.
     public init() {}
+
+    /// Empties the summary in place: the same as assigning `PacketSummary()`, without rewriting
+    /// the events' storage (a parse per frame would otherwise write all 300 bytes).
+    @inline(__always)
+    mutating func reset() {
+        network = .other
+        transport = .none
+        flow = nil
+        vlan = nil
+        tcpFlags = 0
+        events.removeAll()
+    }
 }
 
 /// A small inline list of conversation events (no allocation per packet).
@@ -85,6 +97,10 @@ public struct ConversationEvents: Sendable, RandomAccessCollection {
         }
         count += 1
     }
+
+    /// Forgets every event (their storage is only read below `count`).
+    @inline(__always)
+    mutating func removeAll() { count = 0 }
 
     /// The event at `index`.
     public subscript(index: Int) -> ConversationEvent {
