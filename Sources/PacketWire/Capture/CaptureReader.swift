@@ -199,11 +199,16 @@ public final class CaptureReader {
             if end - start == 0 { return nil }
             throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a record header")
         }
-        let header = view
-        let seconds = UInt64(header.u32(0, bigEndian: bigEndian)!)
-        let fraction = UInt64(header.u32(4, bigEndian: bigEndian)!)
-        let captured = Int(header.u32(8, bigEndian: bigEndian)!)
-        let original = Int(header.u32(12, bigEndian: bigEndian)!)
+        // `ensure(16)` made the 16 header bytes available at `start`.
+        let header = UnsafeRawPointer(buffer + start)
+        @inline(__always) func field(_ offset: Int) -> UInt32 {
+            let raw = header.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
+        }
+        let seconds = UInt64(field(0))
+        let fraction = UInt64(field(4))
+        let captured = Int(field(8))
+        let original = Int(field(12))
         guard captured <= Self.maximumCapturedLength else {
             throw CaptureError(
                 .recordTooLarge, at: offset,
