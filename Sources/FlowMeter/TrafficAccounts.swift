@@ -12,7 +12,7 @@ struct TrafficAccounts {
     var firstTimestamp = UInt64.max
     var lastTimestamp: UInt64 = 0
     /// Frame counts per network × transport, flattened (network-major).
-    var layers = [Int](repeating: 0, count: NetworkProtocol.allCases.count * TransportProtocol.allCases.count)
+    var layers = [Int](repeating: 0, count: NetworkProtocol.allCases.count * Self.transportKinds)
     var ipv4 = ConversationTable()
     var ipv6 = ConversationTable()
     var tcp = ConversationTable()
@@ -30,7 +30,7 @@ struct TrafficAccounts {
     }
 
     mutating func countLayers(_ network: NetworkProtocol, _ transport: TransportProtocol) {
-        layers[Self.index(network) * TransportProtocol.allCases.count + Self.index(transport)] += 1
+        layers[Self.index(network) * Self.transportKinds + Self.index(transport)] += 1
     }
 
     // Prefetching, for a pipeline over a burst of frames (bulk hash lookups do the same): the
@@ -192,6 +192,10 @@ struct TrafficAccounts {
         }
     }
 
+    /// `TransportProtocol.allCases.count` as a constant (a test checks it): the per-frame layer
+    /// count would otherwise build the `allCases` array every time.
+    static var transportKinds: Int { 5 }
+
     static func index(_ transport: TransportProtocol) -> Int {
         switch transport {
         case .icmp: 0
@@ -203,6 +207,6 @@ struct TrafficAccounts {
     }
 
     func frames(_ network: NetworkProtocol, _ transport: TransportProtocol) -> Int {
-        layers[Self.index(network) * TransportProtocol.allCases.count + Self.index(transport)]
+        layers[Self.index(network) * Self.transportKinds + Self.index(transport)]
     }
 }

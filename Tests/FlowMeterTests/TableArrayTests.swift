@@ -1,8 +1,10 @@
 // TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
 // heap into a huge-page mapping, and remapped), and a copy is a value, as an Array is. TableRows,
 // the tables handed over: parts read as one collection. The replay through tables that large is
-// checked against an independent count in ReplayTests.
+// checked against an independent count in ReplayTests. The layer table's indices cover every
+// network × transport pair once.
 
+import PacketWire
 import Testing
 
 @testable import FlowMeter
@@ -67,5 +69,23 @@ import Testing
         #expect(TableRows<Element>(parts: []).isEmpty && Array(TableRows(parts: [TableArray<Element>()])) == [])
         let literal: TableRows<Element> = [Element(1), Element(2)]
         #expect(Array(literal) == [Element(1), Element(2)])
+    }
+
+    @Test func layerIndicesCoverEveryProtocolPairOnce() {
+        #expect(TrafficAccounts.transportKinds == TransportProtocol.allCases.count)
+        var slots = Set<Int>()
+        for network in NetworkProtocol.allCases {
+            for transport in TransportProtocol.allCases {
+                slots.insert(
+                    TrafficAccounts.index(network) * TrafficAccounts.transportKinds + TrafficAccounts.index(transport))
+            }
+        }
+        #expect(slots == Set(0..<NetworkProtocol.allCases.count * TransportProtocol.allCases.count))
+        var accounts = TrafficAccounts()
+        accounts.countLayers(.ipv6, .udp)
+        accounts.countLayers(.ipv6, .udp)
+        accounts.countLayers(.arp, .none)
+        #expect(accounts.frames(.ipv6, .udp) == 2 && accounts.frames(.arp, .none) == 1)
+        #expect(accounts.frames(.ipv6, .tcp) == 0 && accounts.layers.reduce(0, +) == 3)
     }
 }
