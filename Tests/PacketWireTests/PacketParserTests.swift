@@ -14,6 +14,24 @@ import Testing
         #expect(summary.events.map(\.kind) == [.ipv4, .tcp])
     }
 
+    /// A summary parsed into again (as the reader and the workers do, frame after frame) holds the
+    /// new frame's parse only: nothing of a tagged TCP frame's parse survives an ARP frame's.
+    @Test func aReusedSummaryHoldsOnlyTheLastParse() {
+        let tagged = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(flags: 0x11)), vlans: [7])
+        let arp = Frame.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28))
+        let fresh = Frame.parse(arp)
+        var summary = PacketSummary()
+        for parse in [PacketParser.parse(_:linkType:into:), PacketParser.parseFlowAddresses(_:linkType:into:)] {
+            tagged.withUnsafeBytes { PacketParser.parse($0, linkType: .ethernet, into: &summary) }
+            #expect(summary.vlan == 7 && summary.tcpFlags == 0x11 && summary.events.count == 2)
+            #expect(summary.flow != nil && summary.transport == .tcp)
+            arp.withUnsafeBytes { parse($0, .ethernet, &summary) }
+            #expect(summary.network == .arp && fresh.network == .arp)
+            #expect(summary.transport == fresh.transport && summary.flow == fresh.flow && summary.vlan == nil)
+            #expect(summary.tcpFlags == 0 && summary.events.isEmpty && Array(summary.events).isEmpty)
+        }
+    }
+
     @Test func stackedVLANsAnd8021ad() {
         let frame = Frame.ethernet(
             type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [100, 200], outerType: 0x88A8)
