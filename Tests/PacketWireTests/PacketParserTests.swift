@@ -32,6 +32,54 @@ import Testing
         }
     }
 
+    /// The reader's fixed-offset path answers for plain Ethernet + IPv4 frames only, and then
+    /// exactly as `parseFlowAddresses` does: checked on frames it must take, frames it must leave
+    /// (tags, options, other versions and types, short lengths, truncation) and random damage.
+    @Test func fixedOffsetIPv4AddressesAgreeWithTheParse() {
+        let plain = Frame.ethernet(
+            type: 0x0800, Frame.ipv4(protocol: 6, source: 0xC0A8_0101, destination: 0x0A00_0002, Frame.tcp()))
+        let offload = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 17, Frame.udp(), totalLength: 0))
+        let declined = [
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5]),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), headerWords: 6)),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), totalLength: 19)),
+            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 17, Frame.udp())),
+            Frame.ethernet(type: 0x0800, Frame.ipv6(next: 17, Frame.udp())),
+            Frame.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28)),
+            Array(plain.prefix(33)),
+        ]
+        plain.withUnsafeBytes {
+            let pair = PacketParser.ethernetIPv4Addresses($0)
+            #expect(pair?.source == 0xC0A8_0101 && pair?.destination == 0x0A00_0002)
+        }
+        offload.withUnsafeBytes { #expect(PacketParser.ethernetIPv4Addresses($0) != nil) }
+        for frame in declined {
+            frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv4Addresses($0) == nil) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        var summary = PacketSummary()
+        var (answered, disagreed) = (0, 0)
+        for _ in 0..<20_000 {
+            var frame = Bool.random(using: &generator) ? plain : offload
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                frame[Int.random(in: 12..<34, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            frame.removeLast(Int.random(in: 0...frame.count - 30, using: &generator))
+            frame.withUnsafeBytes { bytes in
+                guard let pair = PacketParser.ethernetIPv4Addresses(bytes) else { return }
+                answered += 1
+                PacketParser.parseFlowAddresses(bytes, linkType: .ethernet, into: &summary)
+                if summary.network != .ipv4 || summary.flow?.source != IPAddress(ipv4: pair.source)
+                    || summary.flow?.destination != IPAddress(ipv4: pair.destination)
+                {
+                    disagreed += 1
+                }
+            }
+        }
+        #expect(answered > 1_000 && answered < 20_000)
+        #expect(disagreed == 0)
+    }
+
     @Test func stackedVLANsAnd8021ad() {
         let frame = Frame.ethernet(
             type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [100, 200], outerType: 0x88A8)

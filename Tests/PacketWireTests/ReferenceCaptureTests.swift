@@ -2,7 +2,8 @@
 // purpose): never a crash or hang; for every one of a supported link type that tshark reads,
 // frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference). On every
 // frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one,
-// and its network protocol with the link-layer walk (`networkProtocol`) it spares ether.
+// and its network protocol with the link-layer walk (`networkProtocol`) it spares ether; so does
+// the reader's fixed-offset path for Ethernet and IPv4 (`ethernetIPv4Addresses`) where it answers.
 
 import PacketWire
 import TestSupport
@@ -48,6 +49,7 @@ import Testing
                         || full?.0 != partial?.0 || full?.1 != partial?.1
                         || full?.2 != partial?.2
                         || (addresses.flow.map { $0.sourcePort | $0.destinationPort } ?? 0) != 0
+                        || !Self.fixedOffsetsAgree(record.bytes, linkType: record.linkType, with: addresses)
                     {
                         result.flowAddressMismatches += 1
                     }
@@ -59,6 +61,16 @@ import Testing
             Issue.record("unexpected error \(error)")
         }
         return result
+    }
+
+    /// Whether the reader's fixed-offset path (`ethernetIPv4Addresses`), where it answers, gives
+    /// what `parseFlowAddresses` found.
+    static func fixedOffsetsAgree(
+        _ bytes: UnsafeRawBufferPointer, linkType: LinkType, with addresses: PacketSummary
+    ) -> Bool {
+        guard linkType == .ethernet, let pair = PacketParser.ethernetIPv4Addresses(bytes) else { return true }
+        return addresses.network == .ipv4 && addresses.flow?.source == IPAddress(ipv4: pair.source)
+            && addresses.flow?.destination == IPAddress(ipv4: pair.destination)
     }
 
     @Test func everyCaptureIsReadWithoutCrashingAndMatchesTshark() throws {

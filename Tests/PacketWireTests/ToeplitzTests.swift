@@ -93,6 +93,8 @@ import Testing
                 let expected = hasher.hash(flow.canonical, includePorts: false)
                 #expect(hasher.symmetricHash(flow, includePorts: false) == expected)
                 #expect(hasher.symmetricHash(flow.reversed, includePorts: false) == expected)
+                #expect(hasher.symmetricHash(ipv4: first, second) == expected)
+                #expect(hasher.symmetricHash(ipv4: second, first) == expected)
             }
         }
     }

@@ -111,13 +111,25 @@ public struct ToeplitzHash: Sendable {
     /// the flow's canonical form), so they land on the same workstream.
     @inlinable
     public func symmetricHash(_ flow: FlowKey, includePorts: Bool = true) -> UInt32 {
-        if !includePorts && !flow.source.isIPv6 && !flow.destination.isIPv6 && maximumInputLength >= 8 {
-            // The RSS 2-tuple of IPv4 (what a replay places every IPv4 frame by): eight lookups.
-            let source = UInt32(truncatingIfNeeded: flow.source.low)
-            let destination = UInt32(truncatingIfNeeded: flow.destination.low)
-            return ipv4Pair(min(source, destination), max(source, destination))
+        if !includePorts && !flow.source.isIPv6 && !flow.destination.isIPv6 {
+            return symmetricHash(
+                ipv4: UInt32(truncatingIfNeeded: flow.source.low), UInt32(truncatingIfNeeded: flow.destination.low))
         }
         return hash(flow.isCanonical ? flow : flow.reversed, includePorts: includePorts)
+    }
+
+    /// The direction-free hash of an IPv4 address pair (the RSS 2-tuple a replay places every
+    /// IPv4 frame by): equal to `symmetricHash(_:includePorts: false)` of a flow between them,
+    /// in eight table lookups (with a key too short for eight input bytes, the general way).
+    @inlinable
+    public func symmetricHash(ipv4 first: UInt32, _ second: UInt32) -> UInt32 {
+        let (low, high) = (min(first, second), max(first, second))
+        guard maximumInputLength >= 8 else {
+            return hash(
+                FlowKey(source: IPAddress(ipv4: low), destination: IPAddress(ipv4: high), ipProtocol: 0),
+                includePorts: false)
+        }
+        return ipv4Pair(low, high)
     }
 
     /// The hash of two IPv4 addresses (8 input bytes; the key covers at least 8).
