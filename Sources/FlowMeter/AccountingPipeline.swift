@@ -81,13 +81,13 @@ enum AccountingPipeline {
                 }
                 while rowsLoaded < recordsLoaded - lag {
                     let next = frame + (rowsLoaded & mask)
-                    accounts.pointee.prefetchRows(for: next.pointee.summary, hash: next.pointee.flowHash)
+                    accounts.pointee.prefetchRows(for: &next.pointee.summary, hash: next.pointee.flowHash)
                     rowsLoaded += 1
                 }
                 while accounted < rowsLoaded - lag {
                     let next = frame + (accounted & mask)
                     accounts.pointee.account(
-                        next.pointee.summary, flowHash: next.pointee.flowHash, wireLength: next.pointee.wireLength,
+                        &next.pointee.summary, flowHash: next.pointee.flowHash, wireLength: next.pointee.wireLength,
                         capturedLength: next.pointee.capturedLength, timestamp: next.pointee.timestamp,
                         workstream: workstream)
                     accounted += 1

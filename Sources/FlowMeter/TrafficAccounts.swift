@@ -54,14 +54,15 @@ struct TrafficAccounts {
         flows.prefetchRecord(row)
     }
 
-    /// Stage 3 (record cached): prefetches the conversation rows the record points at.
+    /// Stage 3 (record cached): prefetches the conversation rows the record points at (the
+    /// summary by pointer, as for `account`).
     @inline(__always)
-    mutating func prefetchRows(for summary: borrowing PacketSummary, hash: UInt64) {
-        guard summary.flow != nil, let row = flows.likelyRow(hash), row < flows.records.count else { return }
-        let events = summary.events
-        guard events.count > 0 else { return }
-        prefetch(row: Int(flows.records[row].networkRow), of: events[0].kind)
-        if events.count > 1 { prefetch(row: Int(flows.records[row].transportRow), of: events[1].kind) }
+    mutating func prefetchRows(for summary: UnsafePointer<PacketSummary>, hash: UInt64) {
+        guard summary.pointee.flow != nil, let row = flows.likelyRow(hash), row < flows.records.count else { return }
+        let count = summary.pointee.events.count
+        guard count > 0 else { return }
+        prefetch(row: Int(flows.records[row].networkRow), of: summary.pointee.events[0].kind)
+        if count > 1 { prefetch(row: Int(flows.records[row].transportRow), of: summary.pointee.events[1].kind) }
     }
 
     @inline(__always)
@@ -80,35 +81,44 @@ struct TrafficAccounts {
     /// The common frame — one IP header and at most one TCP/UDP header, both the flow's own —
     /// takes one flow-table lookup: the flow record remembers its conversation rows. Anything
     /// else (tunnels, a new TCP stream on a reused 4-tuple) takes the general path.
+    ///
+    /// The summary is read where the parse left it, through a pointer: passed as a value read
+    /// through the pipeline's frame pointer, it was copied (296 bytes) before every call, as the
+    /// compiler cannot tell that these accounts' writes do not reach it.
     mutating func account(
-        _ summary: borrowing PacketSummary, flowHash: UInt64, wireLength: Int, capturedLength: Int, timestamp: UInt64,
-        workstream: Int
+        _ summary: UnsafePointer<PacketSummary>, flowHash: UInt64, wireLength: Int, capturedLength: Int,
+        timestamp: UInt64, workstream: Int
     ) {
         countFrame(wireLength: wireLength, capturedLength: capturedLength, timestamp: timestamp)
-        countLayers(summary.network, summary.transport)
-        let events = summary.events
-        guard let flow = summary.flow else {
-            countEvents(events, of: nil, wireLength: wireLength, timestamp: timestamp)
+        countLayers(summary.pointee.network, summary.pointee.transport)
+        guard let flow = summary.pointee.flow else {
+            countEvents(summary.pointee.events, of: nil, wireLength: wireLength, timestamp: timestamp)
             return
         }
         let row = flows.count(
-            flow, vlan: summary.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
-            tcpFlags: summary.tcpFlags, workstream: workstream)
-        let simple =
-            (events.count == 1 || (events.count == 2 && (events[1].kind == .tcp || events[1].kind == .udp)))
-            && (events[0].kind == .ipv4 || events[0].kind == .ipv6)
-            && events[0].source == flow.source && events[0].destination == flow.destination
-        guard simple else {
-            countEvents(events, of: flow, wireLength: wireLength, timestamp: timestamp)
+            flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
+            tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
+        let eventCount = summary.pointee.events.count
+        guard eventCount == 1 || eventCount == 2 else {
+            countEvents(summary.pointee.events, of: flow, wireLength: wireLength, timestamp: timestamp)
             return
         }
-        let network = events[0]
+        let network = summary.pointee.events[0]
+        let transportKind = eventCount == 2 ? summary.pointee.events[1].kind : nil
+        let simple =
+            (eventCount == 1 || transportKind == .tcp || transportKind == .udp)
+            && (network.kind == .ipv4 || network.kind == .ipv6)
+            && network.source == flow.source && network.destination == flow.destination
+        guard simple else {
+            countEvents(summary.pointee.events, of: flow, wireLength: wireLength, timestamp: timestamp)
+            return
+        }
         let networkRow = Int(flows.records[row].networkRow)
         if networkRow < 0 || !countNetwork(network, row: networkRow, wireLength: wireLength) {
             flows.records[row].networkRow = Int32(countEvent(network, wireLength: wireLength, timestamp: timestamp))
         }
-        guard events.count == 2 else { return }
-        let transport = events[1]
+        guard eventCount == 2 else { return }
+        let transport = summary.pointee.events[1]
         let transportRow = Int(flows.records[row].transportRow)
         let counted: Bool
         if transportRow < 0 {
