@@ -3,11 +3,13 @@
 // frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference). On every
 // frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one,
 // and its network protocol with the link-layer walk (`networkProtocol`) it spares ether; so does
-// the reader's fixed-offset path for Ethernet and IPv4 (`ethernetIPv4Addresses`) where it answers.
+// the reader's fixed-offset path for Ethernet and IPv4 (`ethernetIPv4Addresses`) where it answers,
+// and the full parse (fixed offsets for the commonest frames) equals the header walk.
 
-import PacketWire
 import TestSupport
 import Testing
+
+@testable import PacketWire
 
 @Suite struct ReferenceCaptureTests {
     static let supportedEncapsulations: Set<String> = [
@@ -26,11 +28,14 @@ import Testing
         /// Frames whose `parseFlowAddresses` disagreed with the full parse (network, addresses,
         /// IP protocol) or with `networkProtocol`.
         var flowAddressMismatches = 0
+        /// Frames whose `parse` differed from the header walk (`PacketParser.walk`).
+        var walkMismatches = 0
     }
 
     static func read(_ path: String) -> Result {
         var result = Result()
         var addresses = PacketSummary()
+        var walked = PacketSummary()
         do {
             let reader = try CaptureReader(path: path)
             while try reader.read(
@@ -40,6 +45,8 @@ import Testing
                     result.wireBytes += record.originalLength
                     result.capturedBytes += record.bytes.count
                     let summary = PacketParser.parse(record.bytes, linkType: record.linkType)
+                    PacketParser.walk(record.bytes, linkType: record.linkType, into: &walked)
+                    if !sameParse(summary, walked) { result.walkMismatches += 1 }
                     result.table["\(summary.network.rawValue),\(summary.transport.rawValue)", default: 0] += 1
                     PacketParser.parseFlowAddresses(record.bytes, linkType: record.linkType, into: &addresses)
                     let full = summary.flow.map { ($0.source, $0.destination, $0.ipProtocol) }
@@ -83,9 +90,11 @@ import Testing
         var compared = 0
         var mismatches: [String] = []
         var flowAddressMismatches = 0
+        var walkMismatches = 0
         for capture in captures {
             let result = Self.read("\(root)/captures/tcpdump/\(capture)")
             flowAddressMismatches += result.flowAddressMismatches
+            walkMismatches += result.walkMismatches
             guard let summary = SharedFixtures.summary(capture),
                 let encapsulation = summary["encapsulation"], Self.supportedEncapsulations.contains(encapsulation),
                 let frames = summary["frames"].flatMap(Int.init), let wire = summary["wire_bytes"].flatMap(Int.init)
@@ -115,6 +124,7 @@ import Testing
         #expect(compared > 500)
         // The reader's short parse (RSS placement) sees what the full parse sees, on every frame.
         #expect(flowAddressMismatches == 0)
+        #expect(walkMismatches == 0)
         for mismatch in mismatches { Issue.record("\(mismatch)") }
         print("compared \(compared) captures with tshark; \(mismatches.count) mismatches")
     }

@@ -61,8 +61,80 @@ public enum PacketParser {
 
     /// Parses one frame into `summary` (which is reset first), without copying the result.
     public static func parse(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
+        if linkType == .ethernet && parseCommonIPv4(bytes, into: &summary) { return }
+        walk(bytes, linkType: linkType, into: &summary)
+    }
+
+    /// The general parse, header by header (what `parse` does for every frame
+    /// `parseCommonIPv4` leaves).
+    static func walk(_ bytes: UnsafeRawBufferPointer, linkType: LinkType, into summary: inout PacketSummary) {
         summary.reset()
         withUnsafeMutablePointer(to: &summary) { parse(bytes, linkType: linkType, output: $0, extent: .full) }
+    }
+
+    /// The commonest frame, read at fixed offsets: Ethernet II carrying IPv4 without options, not
+    /// a later fragment, with a complete TCP or UDP header or with ICMP. The result is exactly the
+    /// walk's (tests compare the two on random and on every reference frame); for any other frame
+    /// this returns false having written nothing, and the walk takes it. Most of a replay's
+    /// frames take this path (1M packets: 660 → 650 and 730 → 710 ms CPU in two sittings).
+    @inline(__always)
+    static func parseCommonIPv4(_ bytes: UnsafeRawBufferPointer, into summary: inout PacketSummary) -> Bool {
+        @inline(__always) func u16(_ offset: Int) -> UInt16 {
+            UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+        }
+        @inline(__always) func u32(_ offset: Int) -> UInt32 {
+            UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        }
+        // Ethernet type 0x0800; IPv4 version 4, IHL 5; total length 0 (offload: the frame's) or
+        // at least the header; fragment offset 0. The IP payload ends at the total length or
+        // where the capture does.
+        guard bytes.count >= 34, u16(12) == 0x0800, bytes[14] == 0x45, u16(20) & 0x1FFF == 0 else { return false }
+        let lengthField = Int(u16(16))
+        let ipLength = min(lengthField == 0 ? bytes.count - 14 : lengthField, bytes.count - 14)
+        guard ipLength >= 20 else { return false }
+        let payloadLength = ipLength - 20
+        let ipProtocol = bytes[23]
+        var ports: (source: UInt16, destination: UInt16) = (0, 0)
+        var flags: UInt8 = 0
+        let transport: TransportProtocol
+        switch ipProtocol {
+        case 6:
+            // A TCP header of at least 20 bytes, all of it inside the IP payload.
+            guard payloadLength >= 20 else { return false }
+            let headerLength = Int(bytes[46] >> 4) * 4
+            guard headerLength >= 20, payloadLength >= headerLength else { return false }
+            ports = (u16(34), u16(36))
+            flags = bytes[47]
+            transport = .tcp
+        case 17:
+            // A UDP header whose length field is at least its own 8 bytes.
+            guard payloadLength >= 8, u16(38) >= 8 else { return false }
+            ports = (u16(34), u16(36))
+            transport = .udp
+        case 1:
+            transport = .icmp
+        default:
+            return false
+        }
+        let source = IPAddress(ipv4: u32(26))
+        let destination = IPAddress(ipv4: u32(30))
+        summary.reset()
+        summary.network = .ipv4
+        summary.transport = transport
+        summary.flow = FlowKey(
+            source: source, destination: destination, sourcePort: ports.source, destinationPort: ports.destination,
+            ipProtocol: ipProtocol)
+        summary.tcpFlags = flags
+        summary.events.append(
+            ConversationEvent(
+                kind: .ipv4, source: source, destination: destination, sourcePort: 0, destinationPort: 0, tcpFlags: 0))
+        if transport != .icmp {
+            summary.events.append(
+                ConversationEvent(
+                    kind: transport == .tcp ? .tcp : .udp, source: source, destination: destination,
+                    sourcePort: ports.source, destinationPort: ports.destination, tcpFlags: flags))
+        }
+        return true
     }
 
     private static func parse(
