@@ -3,8 +3,10 @@
 // Accounting one frame touches, at random, a flow-table slot, the flow's record and one or two
 // conversation rows: with 100k flows these are cache misses, and done one frame at a time each
 // waits for the last. The pipeline overlaps them, as bulk hash lookups do: while frame n is
-// parsed and its slot prefetched, frame n-1's record, frame n-2's conversation rows are
-// prefetched and frame n-3 is accounted. Ahead of all of them, packet n+4's headers are
+// parsed and its slot prefetched, frame n-3's record, frame n-6's conversation rows are
+// prefetched and frame n-9 is accounted (stages a frame apart left each prefetch one parse's
+// time to arrive, too little: three apart, 650 → 620 ms CPU, 15 interleaved pairs; four apart
+// was no better). Ahead of all of them, packet n+4's headers are
 // prefetched: on a worker the first touch of a packet's bytes is a miss too (the reader's core
 // wrote them), and it was most of the parse's time (1M packets, 100k flows: 556 → 509 ms wall,
 // 1020 → 950 ms CPU, 21 interleaved pairs; distance 8 was no better). Frames are accounted in
@@ -27,8 +29,11 @@ enum AccountingPipeline {
         var timestamp: UInt64 = 0
     }
 
-    /// Frames in flight: enough for the stages' lags (three).
-    private static let depth = 4
+    /// How many frames each stage trails the one before.
+    private static let stageLag = 3
+
+    /// Frames in flight: room for the three stages' lags (a power of two, for the ring's mask).
+    private static let depth = 16
 
     /// How far ahead of the parse a packet's headers are prefetched.
     private static let bytesAhead = 4
@@ -72,8 +77,8 @@ enum AccountingPipeline {
                     current.pointee.flowHash = accounts.pointee.prefetchSlot(for: current.pointee.summary)
                     parsed += 1
                 }
-                // Each stage trails the one before by a frame while packets come, then catches up.
-                let lag = more ? 1 : 0
+                // Each stage trails the one before by `stageLag` frames while packets come, then catches up.
+                let lag = more ? stageLag : 0
                 while recordsLoaded < parsed - lag {
                     let next = frame + (recordsLoaded & mask)
                     accounts.pointee.prefetchRecord(for: next.pointee.summary, hash: next.pointee.flowHash)
