@@ -8,10 +8,13 @@
 // With a CaptureBufferProvider the reader never writes over delivered records: when the buffer is
 // used up it continues in the next buffer the provider lends (the unread tail copied over), so a
 // consumer may keep records' bytes past the callback, until the provider reuses their buffer.
+// The buffered bytes a little ahead of the next record are prefetched (`prefetchAhead`).
 //
 // Malformed input never traps: every length is checked before use, records before the damage are
 // delivered, and the damage is reported as a CaptureError with its byte offset. The format is
 // detected from the first bytes, not the file name.
+
+import CLinuxCapture
 
 /// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
 /// (a zero-copy consumer hands them on instead of copying them).
@@ -47,6 +50,8 @@ public final class CaptureReader {
     private var end = 0
     private var bufferFileOffset = 0
     private var sourceDone = false
+    /// Where `prefetchAhead` has prefetched up to (an offset into `buffer`).
+    private var prefetched = 0
     private var failed: CaptureError?
 
     /// The detected format.
@@ -126,12 +131,14 @@ public final class CaptureReader {
             let next = provider.nextBuffer(retiring: buffer)
             if remaining > 0 { next.copyMemory(from: buffer + start, byteCount: remaining) }
             buffer = next
+            prefetched = 0
             bufferFileOffset += start
             start = 0
             end = remaining
         } else if provider == nil && start > 0 {
             let remaining = end - start
             if remaining > 0 { buffer.copyMemory(from: buffer + start, byteCount: remaining) }
+            prefetched = 0
             bufferFileOffset += start
             start = 0
             end = remaining
@@ -141,6 +148,24 @@ public final class CaptureReader {
             if got == 0 { sourceDone = true } else { end += got }
         }
         return end - start >= count
+    }
+
+    /// How far ahead of the next record the buffered bytes are prefetched.
+    private static let prefetchDistance = 2048
+
+    /// Starts loading every cache line up to `prefetchDistance` bytes past the next record. The
+    /// bytes were read into this buffer a while ago: a reader that shares its core with workers
+    /// finds them evicted, and its every record header was a miss (83% of the record parse's
+    /// samples). 1M packets, 21 interleaved pairs: 650 → 620 ms CPU (1 KiB: 679, 3 KiB: 630,
+    /// 4 KiB: 679 in a shorter run).
+    @inline(__always)
+    private func prefetchAhead() {
+        if prefetched < start { prefetched = start & ~63 }
+        let horizon = min(end, start + Self.prefetchDistance)
+        while prefetched < horizon {
+            netisr_capture_prefetch(buffer + prefetched)
+            prefetched += 64
+        }
     }
 
     /// Skips `count` bytes, reading through them without buffering them all.
@@ -219,6 +244,7 @@ public final class CaptureReader {
         }
         let bytes = UnsafeRawBufferPointer(start: buffer + start + 16, count: captured)
         start += 16 + captured
+        prefetchAhead()
         let timestamp = seconds &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1_000)
         return CaptureRecord(
             bytes: bytes, originalLength: original, timestamp: timestamp, linkType: pcapLinkType, interfaceID: 0,
@@ -272,6 +298,7 @@ public final class CaptureReader {
             }
             let record = try section.packet(type: type, block: block, at: offset)
             start += length
+            prefetchAhead()
             if let record { return record }
         }
     }
