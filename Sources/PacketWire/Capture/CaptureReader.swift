@@ -14,7 +14,11 @@
 // delivered, and the damage is reported as a CaptureError with its byte offset. The format is
 // detected from the first bytes, not the file name.
 
-import CLinuxCapture
+// The fuzz targets compile these sources without the package's C modules: there the prefetch
+// hint below is left out.
+#if canImport(CLinuxCapture)
+    import CLinuxCapture
+#endif
 
 /// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
 /// (a zero-copy consumer hands them on instead of copying them).
@@ -163,7 +167,9 @@ public final class CaptureReader {
         if prefetched < start { prefetched = start & ~63 }
         let horizon = min(end, start + Self.prefetchDistance)
         while prefetched < horizon {
-            netisr_capture_prefetch(buffer + prefetched)
+            #if canImport(CLinuxCapture)
+                netisr_capture_prefetch(buffer + prefetched)
+            #endif
             prefetched += 64
         }
     }
