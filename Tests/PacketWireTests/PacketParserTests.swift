@@ -80,6 +80,46 @@ import Testing
         #expect(disagreed == 0)
     }
 
+    /// The same for IPv6: the reader's fixed offsets answer for Ethernet II + IPv6 only, and then
+    /// with `parseFlowAddresses`'s addresses.
+    @Test func fixedOffsetIPv6AddressesAgreeWithTheParse() {
+        let plain = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, source: Frame.v6(7), Frame.tcp()))
+        plain.withUnsafeBytes {
+            let pair = PacketParser.ethernetIPv6Addresses($0)
+            #expect(pair?.source == IPAddress("2001:db8::7") && pair?.destination == IPAddress("2001:db8::2"))
+        }
+        let declined = [
+            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, Frame.tcp()), vlans: [5]),
+            Frame.ethernet(type: 0x86DD, Frame.ipv4(protocol: 6, Frame.tcp())),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp())), Array(plain.prefix(53)),
+        ]
+        for frame in declined {
+            frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv6Addresses($0) == nil) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        var summary = PacketSummary()
+        var (answered, disagreed) = (0, 0)
+        for _ in 0..<20_000 {
+            var frame = plain
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                frame[Int.random(in: 12..<54, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            frame.removeLast(Int.random(in: 0...frame.count - 50, using: &generator))
+            frame.withUnsafeBytes { bytes in
+                guard let pair = PacketParser.ethernetIPv6Addresses(bytes) else { return }
+                answered += 1
+                PacketParser.parseFlowAddresses(bytes, linkType: .ethernet, into: &summary)
+                if summary.network != .ipv6 || summary.flow?.source != pair.source
+                    || summary.flow?.destination != pair.destination
+                {
+                    disagreed += 1
+                }
+            }
+        }
+        #expect(answered > 1_000 && answered < 20_000)
+        #expect(disagreed == 0)
+    }
+
     @Test func stackedVLANsAnd8021ad() {
         let frame = Frame.ethernet(
             type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [100, 200], outerType: 0x88A8)

@@ -3,7 +3,7 @@
 // frames, wire bytes and the l3/l4 table equal tshark's (../shared/captures/reference). On every
 // frame, the short parse a replay's reader does (`parseFlowAddresses`) agrees with the full one,
 // and its network protocol with the link-layer walk (`networkProtocol`) it spares ether; so does
-// the reader's fixed-offset path for Ethernet and IPv4 (`ethernetIPv4Addresses`) where it answers,
+// the reader's fixed-offset paths for Ethernet and IPv4 or IPv6 where they answer,
 // and the full parse (fixed offsets for the commonest frames) equals the header walk.
 
 import TestSupport
@@ -70,14 +70,22 @@ import Testing
         return result
     }
 
-    /// Whether the reader's fixed-offset path (`ethernetIPv4Addresses`), where it answers, gives
+    /// Whether the reader's fixed-offset paths (`ethernetIPv4Addresses`, `ethernetIPv6Addresses`),
+    /// where they answer, give
     /// what `parseFlowAddresses` found.
     static func fixedOffsetsAgree(
         _ bytes: UnsafeRawBufferPointer, linkType: LinkType, with addresses: PacketSummary
     ) -> Bool {
-        guard linkType == .ethernet, let pair = PacketParser.ethernetIPv4Addresses(bytes) else { return true }
-        return addresses.network == .ipv4 && addresses.flow?.source == IPAddress(ipv4: pair.source)
-            && addresses.flow?.destination == IPAddress(ipv4: pair.destination)
+        guard linkType == .ethernet else { return true }
+        if let pair = PacketParser.ethernetIPv4Addresses(bytes) {
+            return addresses.network == .ipv4 && addresses.flow?.source == IPAddress(ipv4: pair.source)
+                && addresses.flow?.destination == IPAddress(ipv4: pair.destination)
+        }
+        if let pair = PacketParser.ethernetIPv6Addresses(bytes) {
+            return addresses.network == .ipv6 && addresses.flow?.source == pair.source
+                && addresses.flow?.destination == pair.destination
+        }
+        return true
     }
 
     @Test func everyCaptureIsReadWithoutCrashingAndMatchesTshark() throws {
