@@ -77,7 +77,8 @@ enum AccountingPipeline {
                     current.pointee.flowHash = accounts.pointee.prefetchSlot(for: current.pointee.summary)
                     parsed += 1
                 }
-                // Each stage trails the one before by `stageLag` frames while packets come, then catches up.
+                // Each stage trails the one before by `stageLag` frames while packets come, then
+                // catches up.
                 let lag = more ? stageLag : 0
                 while recordsLoaded < parsed - lag {
                     let next = frame + (recordsLoaded & mask)

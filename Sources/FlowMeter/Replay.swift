@@ -3,9 +3,9 @@
 // One reader thread (the caller's) plays the NIC and its driver: it reads records in bursts,
 // parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
 // an RSS NIC would; Ethernet + IPv4 or IPv6 frames, most of any capture, are read at fixed
-// offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and dispatches bursts to `ether` of packets over the bytes where they were
-// read: the PacketArena lends the reader its buffers. From there
-// ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
+// offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and dispatches bursts to `ether` of
+// packets over the bytes where they were read: the PacketArena lends the reader its buffers.
+// From there ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
 // wait, so the result is the same for every thread count, dispatch policy and ordering policy.
 // `--drop` switches to drop-tail to show what a live system would lose. Live capture, the same
 // pipeline fed from a kernel ring, is in Replay+Live.swift.
@@ -224,18 +224,8 @@ public final class Replay: Sendable {
         let linkType = record.linkType
         var flowID: UInt32?
         var packetType: UInt8 = 0
-        if linkType == .ethernet && !state.parsesFully,
-            let addresses = PacketParser.ethernetIPv4Addresses(record.bytes)
-        {
-            flowID = state.hasher.symmetricHash(ipv4: addresses.source, addresses.destination)
-            packetType = ReplayProtocol.packetType(.ipv4)
-        } else if linkType == .ethernet && !state.parsesFully,
-            let addresses = PacketParser.ethernetIPv6Addresses(record.bytes)
-        {
-            flowID = state.hasher.symmetricHash(
-                FlowKey(source: addresses.source, destination: addresses.destination, ipProtocol: 0),
-                includePorts: false)
-            packetType = ReplayProtocol.packetType(.ipv6)
+        if linkType == .ethernet && !state.parsesFully, let placed = placeAtFixedOffsets(record.bytes, state.hasher) {
+            (flowID, packetType) = (placed.flowID, placed.packetType)
         } else if linkType.isSupported {
             if state.parsesFully {
                 PacketParser.parse(record.bytes, linkType: linkType, into: &state.summary)
@@ -286,6 +276,24 @@ public final class Replay: Sendable {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
         }
         return workstream
+    }
+
+    /// The flow id and packet type of an Ethernet frame carrying IPv4 or IPv6, from the addresses
+    /// at fixed offsets (what `parseFlowAddresses` would find, without the walk); nil otherwise.
+    @inline(__always)
+    private func placeAtFixedOffsets(_ bytes: UnsafeRawBufferPointer, _ hasher: ToeplitzHash)
+        -> (flowID: UInt32, packetType: UInt8)?
+    {
+        if let addresses = PacketParser.ethernetIPv4Addresses(bytes) {
+            return (
+                hasher.symmetricHash(ipv4: addresses.source, addresses.destination), ReplayProtocol.packetType(.ipv4)
+            )
+        }
+        if let addresses = PacketParser.ethernetIPv6Addresses(bytes) {
+            let flow = FlowKey(source: addresses.source, destination: addresses.destination, ipProtocol: 0)
+            return (hasher.symmetricHash(flow, includePorts: false), ReplayProtocol.packetType(.ipv6))
+        }
+        return nil
     }
 
     /// Sleeps until the packet's capture time, scaled, has come (flushing what is batched first).
