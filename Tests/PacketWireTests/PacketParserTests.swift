@@ -56,28 +56,43 @@ import Testing
         for frame in declined {
             frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv4Addresses($0) == nil) }
         }
-        var generator = SystemRandomNumberGenerator()
-        var summary = PacketSummary()
-        var (answered, disagreed) = (0, 0)
-        for _ in 0..<20_000 {
-            var frame = Bool.random(using: &generator) ? plain : offload
-            for _ in 0..<Int.random(in: 1...3, using: &generator) {
-                frame[Int.random(in: 12..<34, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
-            }
-            frame.removeLast(Int.random(in: 0...frame.count - 30, using: &generator))
-            frame.withUnsafeBytes { bytes in
-                guard let pair = PacketParser.ethernetIPv4Addresses(bytes) else { return }
-                answered += 1
-                PacketParser.parseFlowAddresses(bytes, linkType: .ethernet, into: &summary)
-                if summary.network != .ipv4 || summary.flow?.source != IPAddress(ipv4: pair.source)
-                    || summary.flow?.destination != IPAddress(ipv4: pair.destination)
-                {
-                    disagreed += 1
-                }
+        let (answered, disagreed) = Self.damageFixedOffsets(
+            [plain, offload], headerEnd: 34, network: .ipv4
+        ) { bytes in
+            PacketParser.ethernetIPv4Addresses(bytes).map {
+                (IPAddress(ipv4: $0.source), IPAddress(ipv4: $0.destination))
             }
         }
         #expect(answered > 1_000 && answered < 20_000)
         #expect(disagreed == 0)
+    }
+
+    /// Damages `bases` 20,000 times (1–3 random bytes from the Ethernet type to `headerEnd`, and a
+    /// random truncation) and counts the frames `fixedOffsets` answers for and those where its
+    /// addresses or `network` differ from `parseFlowAddresses`.
+    static func damageFixedOffsets(
+        _ bases: [[UInt8]], headerEnd: Int, network: NetworkProtocol,
+        _ fixedOffsets: (UnsafeRawBufferPointer) -> (IPAddress, IPAddress)?
+    ) -> (answered: Int, disagreed: Int) {
+        var generator = SystemRandomNumberGenerator()
+        var summary = PacketSummary()
+        var (answered, disagreed) = (0, 0)
+        for round in 0..<20_000 {
+            var frame = bases[round % bases.count]
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                frame[Int.random(in: 12..<headerEnd, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            frame.removeLast(Int.random(in: 0...frame.count - (headerEnd - 4), using: &generator))
+            frame.withUnsafeBytes { bytes in
+                guard let pair = fixedOffsets(bytes) else { return }
+                answered += 1
+                PacketParser.parseFlowAddresses(bytes, linkType: .ethernet, into: &summary)
+                if summary.network != network || summary.flow?.source != pair.0 || summary.flow?.destination != pair.1 {
+                    disagreed += 1
+                }
+            }
+        }
+        return (answered, disagreed)
     }
 
     /// The same for IPv6: the reader's fixed offsets answer for Ethernet II + IPv6 only, and then
@@ -96,25 +111,8 @@ import Testing
         for frame in declined {
             frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv6Addresses($0) == nil) }
         }
-        var generator = SystemRandomNumberGenerator()
-        var summary = PacketSummary()
-        var (answered, disagreed) = (0, 0)
-        for _ in 0..<20_000 {
-            var frame = plain
-            for _ in 0..<Int.random(in: 1...3, using: &generator) {
-                frame[Int.random(in: 12..<54, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
-            }
-            frame.removeLast(Int.random(in: 0...frame.count - 50, using: &generator))
-            frame.withUnsafeBytes { bytes in
-                guard let pair = PacketParser.ethernetIPv6Addresses(bytes) else { return }
-                answered += 1
-                PacketParser.parseFlowAddresses(bytes, linkType: .ethernet, into: &summary)
-                if summary.network != .ipv6 || summary.flow?.source != pair.source
-                    || summary.flow?.destination != pair.destination
-                {
-                    disagreed += 1
-                }
-            }
+        let (answered, disagreed) = Self.damageFixedOffsets([plain], headerEnd: 54, network: .ipv6) { bytes in
+            PacketParser.ethernetIPv6Addresses(bytes).map { ($0.source, $0.destination) }
         }
         #expect(answered > 1_000 && answered < 20_000)
         #expect(disagreed == 0)
