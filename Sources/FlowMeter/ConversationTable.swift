@@ -93,6 +93,13 @@ struct ConversationTable {
     @inline(__always)
     func prefetch(_ row: Int) { rows.withUnsafeBufferPointer { FlowMeter.prefetch($0, row) } }
 
+    /// Starts loading the index slot a lookup of this event's conversation reads first.
+    @inline(__always)
+    func prefetchSlot(_ event: ConversationEvent) {
+        index.prefetch(
+            ConversationKey(event.source, event.sourcePort, event.destination, event.destinationPort).hash)
+    }
+
     /// Counts an event; returns its row.
     @discardableResult
     mutating func count(

@@ -55,14 +55,32 @@ struct TrafficAccounts {
     }
 
     /// Stage 3 (record cached): prefetches the conversation rows the record points at (the
-    /// summary by pointer, as for `account`).
+    /// summary by pointer, as for `account`); for a new flow, the index slots its conversations
+    /// will be looked up in (1M packets, 100k new flows: 580 → 560 and 520 → 510 ms CPU, 15 and
+    /// 21 interleaved pairs).
     @inline(__always)
     mutating func prefetchRows(for summary: UnsafePointer<PacketSummary>, hash: UInt64) {
-        guard summary.pointee.flow != nil, let row = flows.likelyRow(hash), row < flows.records.count else { return }
+        guard summary.pointee.flow != nil else { return }
         let count = summary.pointee.events.count
         guard count > 0 else { return }
+        guard let row = flows.likelyRow(hash), row < flows.records.count else {
+            // A new flow: `account` will look its conversations up by key.
+            prefetchSlot(summary.pointee.events[0])
+            if count > 1 { prefetchSlot(summary.pointee.events[1]) }
+            return
+        }
         prefetch(row: Int(flows.records[row].networkRow), of: summary.pointee.events[0].kind)
         if count > 1 { prefetch(row: Int(flows.records[row].transportRow), of: summary.pointee.events[1].kind) }
+    }
+
+    @inline(__always)
+    private func prefetchSlot(_ event: ConversationEvent) {
+        switch event.kind {
+        case .ipv4: ipv4.prefetchSlot(event)
+        case .ipv6: ipv6.prefetchSlot(event)
+        case .tcp: tcp.prefetchSlot(event)
+        case .udp: udp.prefetchSlot(event)
+        }
     }
 
     @inline(__always)
