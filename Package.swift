@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "NetISR", dependencies: ["CNetISRShim"]),
         .target(name: "NetISRTesting", dependencies: ["NetISR"]),
         .target(name: "CLinuxCapture"),
-        .target(name: "PacketWire", dependencies: ["CLinuxCapture"]),
+        .target(name: "PacketWire", dependencies: ["CLinuxCapture", "CNetISRShim"]),
         .target(name: "FlowMeter", dependencies: ["NetISR", "PacketWire", "CNetISRShim"]),
         .executableTarget(
             name: "netisr",

@@ -86,7 +86,4 @@ int netisr_enter_network_namespace(const char *path);
 /// Unmaps and closes.
 void netisr_ring_close(netisr_ring *ring);
 
-/// Starts loading the cache line at `address` (a hint; never faults).
-static inline void netisr_capture_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
-
 #endif

@@ -16,8 +16,8 @@
 
 // The fuzz targets compile these sources without the package's C modules: there the prefetch
 // hint below is left out.
-#if canImport(CLinuxCapture)
-    import CLinuxCapture
+#if canImport(CNetISRShim)
+    import CNetISRShim
 #endif
 
 /// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
@@ -167,8 +167,8 @@ public final class CaptureReader {
         if prefetched < start { prefetched = start & ~63 }
         let horizon = min(end, start + Self.prefetchDistance)
         while prefetched < horizon {
-            #if canImport(CLinuxCapture)
-                netisr_capture_prefetch(buffer + prefetched)
+            #if canImport(CNetISRShim)
+                netisr_prefetch(buffer + prefetched)
             #endif
             prefetched += 64
         }
