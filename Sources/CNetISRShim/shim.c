@@ -40,20 +40,12 @@ void netisr_cpu_relax(void) {
 
 void *netisr_map_table(size_t size) {
     void *address = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (address == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(address, size, MADV_HUGEPAGE);  // a hint: without THP the table still works
-#endif
-    return address;
+    return address == MAP_FAILED ? NULL : address;
 }
 
 void *netisr_remap_table(void *address, size_t old_size, size_t new_size) {
     void *moved = mremap(address, old_size, new_size, MREMAP_MAYMOVE);
-    if (moved == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(moved, new_size, MADV_HUGEPAGE);
-#endif
-    return moved;
+    return moved == MAP_FAILED ? NULL : moved;
 }
 
 void netisr_unmap_table(void *address, size_t size) { munmap(address, size); }

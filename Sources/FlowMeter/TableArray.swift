@@ -2,14 +2,18 @@
 // rows, index slots).
 //
 // A value with copy-on-write, like Array. Unlike Array, once a table outgrows
-// `TableArray.mappedThreshold` bytes its elements live in a private mapping the kernel is asked
-// to back with transparent huge pages: the tables are read at random, and with 4 KiB pages most
-// accesses to a 100k-flow table miss the TLB as well as the cache. Growing a mapped table moves
-// its pages (mremap) instead of copying them. Tables under 256 KiB stay on the heap, so a short
-// capture does not pin a huge page per table. (The threshold was 2 MiB: a 1M-packet, 100k-flow
-// replay then kept ~30 MB of mid-sized tables in 4 KiB pages, 10,900 page faults; at 256 KiB
-// 3,700 faults, RSS 70 → 76 MB, 610 → 590 and 670 → 610 ms CPU in two sittings of 15 pairs;
-// 1 MiB gained nothing, 128 KiB less than 256.)
+// `TableArray.mappedThreshold` bytes its elements live in a private mapping of their own, so
+// growing it moves its pages (mremap) instead of copying them. Tables under 256 KiB stay on the
+// heap.
+//
+// The mappings are not asked for transparent huge pages any more (they were from the third
+// session on): a huge page is zeroed whole at its first touch, and a table that grows by
+// appending keeps a partly used one at its end — a 1M-packet, 100k-flow replay touched 76 MB
+// instead of 60. Where the host backs a guest's memory lazily (this benchmark machine after
+// other programs ran, as in `Benchmarks/compare.sh`) every fresh megabyte costs about a
+// millisecond of zeroing: without the advice 405 → 360 and 375 → 355 ms wall, 730 → 640 ms CPU
+// (10 and 12 rounds after the replay peers), 402 → 390 ms back to back (15 pairs); the TLB
+// misses the huge pages saved no longer showed (see BENCHMARKS.md, run 21).
 //
 // Elements are BitwiseCopyable: moved by memory copies and page moves, never deinitialized. One
 // owner mutates a table at a time (its workstream's accounts); the raw memory stays in this file.
@@ -17,7 +21,7 @@
 import CNetISRShim
 
 struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
-    /// Tables larger than this (bytes) are mapped with huge pages rather than allocated on the heap.
+    /// Tables larger than this (bytes) are mapped rather than allocated on the heap.
     static var mappedThreshold: Int { 256 << 10 }
 
     private var storage: Storage
@@ -105,7 +109,8 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
             (base, capacity, mappedBytes) = (newBase, newCapacity, newMappedBytes)
         }
 
-        /// Whole huge pages holding at least `elements` elements.
+        /// Whole 2 MiB units holding at least `elements` elements (address space only: pages
+        /// are backed as they are touched), so a growing table is remapped rarely.
         private static func mappingSize(for elements: Int) -> Int {
             let page = 2 << 20
             let (bytes, overflow) = elements.multipliedReportingOverflow(by: MemoryLayout<Element>.stride)

@@ -97,7 +97,7 @@ enum SynthCapture {
         #expect(summary.contains("frames\t\(result.frames)\n") && summary.contains("wire_bytes\t\(result.wireBytes)\n"))
     }
 
-    /// Tables past the size where their storage moves into huge-page mappings (30k flows,
+    /// Tables past the size where their storage moves into mappings of their own (30k flows,
     /// one workstream; then two): every flow's counts equal an independent count of the capture.
     @Test func largeTablesKeepEveryFlow() throws {
         let path = try SynthCapture.write(packets: 60_000, flows: 30_000, seed: 81, format: .pcap(nanosecond: false))

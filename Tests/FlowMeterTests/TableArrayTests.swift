@@ -1,5 +1,5 @@
 // TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
-// heap into a huge-page mapping, and remapped), and a copy is a value, as an Array is. TableRows,
+// heap into a mapping, and remapped), and a copy is a value, as an Array is. TableRows,
 // the tables handed over: parts read as one collection. The replay through tables that large is
 // checked against an independent count in ReplayTests. The layer table's indices cover every
 // network × transport pair once.

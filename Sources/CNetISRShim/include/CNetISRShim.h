@@ -24,9 +24,8 @@ void netisr_cpu_relax(void);
 /// faults, whatever the address).
 static inline void netisr_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
-/// Maps `size` bytes (a multiple of the page size) of zeroed private memory for a large table,
-/// asking the kernel to back it with transparent huge pages (fewer TLB misses when the table is
-/// read at random). NULL on failure.
+/// Maps `size` bytes (a multiple of the page size) of zeroed private memory for a large table.
+/// NULL on failure.
 void *netisr_map_table(size_t size);
 
 /// Grows a mapping made by `netisr_map_table` from `old_size` to `new_size` bytes, moving its
