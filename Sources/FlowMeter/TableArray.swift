@@ -12,8 +12,9 @@
 // instead of 60. Where the host backs a guest's memory lazily (this benchmark machine after
 // other programs ran, as in `Benchmarks/compare.sh`) every fresh megabyte costs about a
 // millisecond of zeroing: without the advice 405 → 360 and 375 → 355 ms wall, 730 → 640 ms CPU
-// (10 and 12 rounds after the replay peers), 402 → 390 ms back to back (15 pairs); the TLB
-// misses the huge pages saved no longer showed (see BENCHMARKS.md, run 21).
+// (10 and 12 rounds after the replay peers), 402 → 390 ms back to back (15 pairs). The TLB
+// misses come back (the accounting pipeline's record prefetch now waits on page walks) but
+// cost less than the zeroing did (see BENCHMARKS.md, run 21).
 //
 // Elements are BitwiseCopyable: moved by memory copies and page moves, never deinitialized. One
 // owner mutates a table at a time (its workstream's accounts); the raw memory stays in this file.
