@@ -116,7 +116,7 @@ extension Replay {
         _ status: LiveStatus, write: CaptureWriter?, liveView: LiveView?, countRates: Bool,
         writeError: UnsafeMutablePointer<Error?>?
     ) -> [(block: Int, issued: Int)] {
-        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
+        var state = ReaderState(map: session.engine.workstreamMap, sourceIsFlow: configuration.ordering != "source")
         if session.readerOrdered { state.fixedWorkstream = reader }
         state.parsesFully = liveView != nil
         // Frames rebuilt with their VLAN tag are copied; each reader needs its own arena for them.

@@ -84,7 +84,7 @@ public final class Replay: Sendable {
     public func run(files: [String]) throws(NetISRError) -> ReplayResult {
         let session = try Session(configuration)
         var errors: [ReplayError] = []
-        var state = ReaderState(workstreams: session.workstreams, sourceIsFlow: configuration.ordering != "source")
+        var state = ReaderState(map: session.engine.workstreamMap, sourceIsFlow: configuration.ordering != "source")
         for (index, file) in files.enumerated() {
             if isCancelled { break }
             do {
@@ -129,7 +129,9 @@ public final class Replay: Sendable {
                 case "source": .source
                 case "reader": .cpu({ packet in .workstream(Int(packet.sourceID >> 16)) })
                 case "cpu":
-                    .cpu({ packet in packet.flowID.map { .workstream(Int($0 % UInt32(workstreams))) } ?? .none })
+                    .cpu({ [map = engine.workstreamMap] packet in
+                        packet.flowID.map { .workstream(map.workstream(forFlowID: $0)) } ?? .none
+                    })
                 default: .flow()
                 }
             whenFull = configuration.dropWhenFull ? .drop : .wait
@@ -154,7 +156,8 @@ public final class Replay: Sendable {
 
     /// What the reader carries from file to file.
     struct ReaderState: ~Copyable {
-        let workstreams: Int
+        /// Where the engine places the frames (the arena is told which workstream releases each).
+        let map: WorkstreamMap
         let sourceIsFlow: Bool
         let hasher = ToeplitzHash()
         var summary = PacketSummary()
@@ -168,8 +171,8 @@ public final class Replay: Sendable {
         /// otherwise the reader parses only the addresses it hashes, as an RSS NIC does.
         var parsesFully = false
 
-        init(workstreams: Int, sourceIsFlow: Bool) {
-            self.workstreams = workstreams
+        init(map: WorkstreamMap, sourceIsFlow: Bool) {
+            self.map = map
             self.sourceIsFlow = sourceIsFlow
         }
     }
@@ -241,7 +244,8 @@ public final class Replay: Sendable {
         let workstream =
             state.fixedWorkstream
             ?? (state.sourceIsFlow
-                ? Int((flowID ?? source) % UInt32(state.workstreams)) : Int(source % UInt32(state.workstreams)))
+                ? flowID.map(state.map.workstream(forFlowID:)) ?? state.map.workstream(forSourceID: source)
+                : state.map.workstream(forSourceID: source))
         let make = { (bytes: UnsafeRawBufferPointer, owner: PacketOwner) in
             Packet(
                 bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,

@@ -59,8 +59,8 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
     /// The same objects, read on the packet path without reference counting.
     let workstreamTable: UnretainedArray<Workstream>
     let slotTable: UnretainedArray<ProtocolSlot>
-    /// Computes `mod workstreams.count` without dividing.
-    let reducer: WorkstreamReducer
+    /// Where source and flow ordering place packets (`id mod workstreams.count`, without dividing).
+    let map: WorkstreamMap
     let gate = ReaderGate()
     let giant = Lock<Void>(())
     let control: Lock<ControlState>
@@ -91,7 +91,7 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
         self.slots = (0..<configuration.maximumProtocols).map { _ in ProtocolSlot() }
         self.workstreamTable = UnretainedArray(workstreams)
         self.slotTable = UnretainedArray(slots)
-        self.reducer = WorkstreamReducer(configuration.workstreamCount)
+        self.map = WorkstreamMap(workstreamCount: configuration.workstreamCount)
         self.control = Lock(
             ControlState(
                 registered: Array(repeating: nil, count: configuration.maximumProtocols),

@@ -175,6 +175,9 @@ public final class NetISR: Sendable {
 
     /// The number of workstreams.
     public var workstreamCount: Int { core.workstreams.count }
+
+    /// Where source and flow ordering place packets among the workstreams.
+    public var workstreamMap: WorkstreamMap { core.map }
 }
 
 extension NetISR {

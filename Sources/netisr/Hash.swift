@@ -2,6 +2,7 @@
 // every RSS user asks ("which queue will this flow land on?").
 
 import ArgumentParser
+import NetISR
 import PacketWire
 
 struct Hash: ParsableCommand {
@@ -60,7 +61,8 @@ struct Hash: ParsableCommand {
             symmetric ? hasher.symmetricHash(flow, includePorts: withPorts) : hasher.hash(flow, includePorts: withPorts)
         let hex = String(value, radix: 16)
         print(String(repeating: "0", count: 8 - hex.count) + hex)
-        print("workstream \(Int(value % UInt32(workstreams))) of \(workstreams)")
+        let workstream = WorkstreamMap(workstreamCount: workstreams).workstream(forFlowID: value)
+        print("workstream \(workstream) of \(workstreams)")
     }
 
     static func hexBytes(_ text: String) -> [UInt8]? {

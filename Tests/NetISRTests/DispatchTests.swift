@@ -224,6 +224,50 @@ import Testing
         #expect(flags == ["falsefalse", "falsefalse", "falsetrue", "truefalse"])
     }
 
+    /// The public map is where the engine places packets: each packet lands on the workstream the
+    /// map names for its flow id (or its source, without one).
+    @Test func theWorkstreamMapNamesWhereFlowAndSourceOrderingPlacePackets() throws {
+        let embedded = try engine(workstreams: 3, policy: .deferred)
+        try embedded.engine.register(
+            ProtocolRegistration(name: "flow", number: 1, ordering: .flow(), handler: recorder.handler(tag: 1)))
+        try embedded.engine.register(ProtocolRegistration(name: "src", number: 2, handler: recorder.handler(tag: 2)))
+        let map = embedded.engine.workstreamMap
+        #expect(map.workstreamCount == 3)
+        let ids: [UInt32] = [0, 1, 2, 3, 5, 0x7FFF_FFFF, 0x8000_0000, 0xDEAD_BEEF, .max - 1, .max]
+        var expected: [[Int]] = []
+        for (index, id) in ids.enumerated() {
+            embedded.engine.dispatch(1, packet(nil, flow: id, sequence: UInt64(index)))
+            embedded.engine.dispatch(2, packet(nil, source: id, sequence: UInt64(index)))
+            embedded.engine.dispatch(1, packet(nil, source: id, sequence: UInt64(100 + index)))  // no flow id
+            expected += [
+                [1, index, map.workstream(forFlowID: id)], [2, index, map.workstream(forSourceID: id)],
+                [1, 100 + index, map.workstream(forSourceID: id)],
+            ]
+        }
+        embedded.runUntilIdle()
+        let seen = recorder.all.map { [$0.tag, Int($0.sequence), $0.workstream] }
+        #expect(
+            seen.sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
+    /// The map computes `id mod N` without dividing: exact at the edges and on a sweep of ids,
+    /// for workstream counts up to 64 and some large ones.
+    @Test func theWorkstreamMapIsTheRemainder() {
+        var ids: [UInt32] = [0, 1, 2, .max, .max - 1, 1 << 31, (1 << 31) - 1]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<2_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            ids.append(UInt32(truncatingIfNeeded: state >> 32))
+        }
+        for count in Array(1...64) + [100, 255, 1_000, 65_535, 1 << 20, Int(UInt32.max)] {
+            let map = WorkstreamMap(workstreamCount: count)
+            for id in ids + [UInt32(truncatingIfNeeded: count - 1), UInt32(truncatingIfNeeded: count)] {
+                #expect(map.workstream(forFlowID: id) == Int(id) % count, "id \(id), \(count) workstreams")
+                #expect(map.workstream(forSourceID: id) == Int(id) % count)
+            }
+        }
+    }
+
     @Test func noCPUPreferenceRunsHereUnderHybridAndFallsBackToSourceOtherwise() throws {
         let embedded = try engine(workstreams: 2, policy: .hybrid)
         try embedded.engine.register(
