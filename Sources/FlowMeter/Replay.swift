@@ -241,11 +241,10 @@ public final class Replay: Sendable {
             packetType = ReplayProtocol.packetType(state.summary.network)
         }
         let source = ReplayProtocol.sourceID(linkType: linkType, file: file)
+        let placingFlowID = state.sourceIsFlow ? flowID : nil
         let workstream =
-            state.fixedWorkstream
-            ?? (state.sourceIsFlow
-                ? flowID.map(state.map.workstream(forFlowID:)) ?? state.map.workstream(forSourceID: source)
-                : state.map.workstream(forSourceID: source))
+            state.fixedWorkstream ?? placingFlowID.map(state.map.workstream(forFlowID:))
+            ?? state.map.workstream(forSourceID: source)
         let make = { (bytes: UnsafeRawBufferPointer, owner: PacketOwner) in
             Packet(
                 bytes: bytes, wireLength: UInt32(clamping: record.originalLength), sourceID: source,

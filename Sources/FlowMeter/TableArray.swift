@@ -6,14 +6,13 @@
 // growing it moves its pages (mremap) instead of copying them. Tables under 256 KiB stay on the
 // heap.
 //
-// The mappings are not asked for transparent huge pages any more (they were from the third
-// session on): a huge page is zeroed whole at its first touch, and a table that grows by
-// appending keeps a partly used one at its end — a 1M-packet, 100k-flow replay touched 76 MB
-// instead of 60. Where the host backs a guest's memory lazily (this benchmark machine after
-// other programs ran, as in `Benchmarks/compare.sh`) every fresh megabyte costs about a
-// millisecond of zeroing: without the advice 405 → 360 and 375 → 355 ms wall, 730 → 640 ms CPU
-// (10 and 12 rounds after the replay peers), 402 → 390 ms back to back (15 pairs). The TLB
-// misses come back (the accounting pipeline's record prefetch now waits on page walks) but
+// The mappings are not asked for transparent huge pages: a huge page is zeroed whole at its first
+// touch, and a table that grows by appending keeps a partly used one at its end — a 1M-packet,
+// 100k-flow replay touched 76 MB instead of 60. Where the host backs a guest's memory lazily (this
+// benchmark machine after other programs ran, as in `Benchmarks/compare.sh`) every fresh megabyte
+// costs about a millisecond of zeroing: without the advice 405 → 360 and 375 → 355 ms wall, 730 →
+// 640 ms CPU (10 and 12 rounds after the replay peers), 402 → 390 ms back to back (15 pairs). The
+// TLB misses come back (the accounting pipeline's record prefetch now waits on page walks) but
 // cost less than the zeroing did (see BENCHMARKS.md, run 21).
 //
 // Elements are BitwiseCopyable: moved by memory copies and page moves, never deinitialized. One

@@ -39,21 +39,21 @@ extension EngineCore {
     private func placement(_ registered: RegisteredProtocol, _ packet: inout Packet, hybrid: Bool) -> Int {
         switch registered.orderingKind {
         case .source:
-            return map.remainder(packet.sourceID)
+            return map.workstream(forSourceID: packet.sourceID)
         case .flow:
-            if let flowID = packet.flowID { return map.remainder(flowID) }
+            if let flowID = packet.flowID { return map.workstream(forFlowID: flowID) }
             if let callback = registered.flowCallback, let flowID = callback(packet) {
                 packet.flowID = flowID
-                return map.remainder(flowID)
+                return map.workstream(forFlowID: flowID)
             }
-            return map.remainder(packet.sourceID)
+            return map.workstream(forSourceID: packet.sourceID)
         case .cpu:
             switch registered.cpuCallback!(packet) {
             case .workstream(let index):
                 let modulo = index % workstreams.count
                 return modulo < 0 ? modulo + workstreams.count : modulo
             case .none:
-                let bySource = map.remainder(packet.sourceID)
+                let bySource = map.workstream(forSourceID: packet.sourceID)
                 return hybrid ? bySource | Self.runHereFlag : bySource
             }
         }
