@@ -57,7 +57,11 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .customLong("block-kib"), help: "KiB per ring block: a power of two, 128…65536.")
     var blockKiB = 256
 
-    @Option(name: .long, help: "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap).")
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap; - for standard output, "
+                + "the report then on standard error)."))
     var write: String?
 
     @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
@@ -134,6 +138,8 @@ struct CaptureCommand: ParsableCommand {
             try writeFile(
                 flows, flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result))
         }
-        print(json ? ReplayReport.json(result) : ReplayReport.text(result), terminator: json ? "\n" : "")
+        let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result)
+        // With the capture written to standard output, the report must not be mixed into it.
+        if write == "-" { writeStandardError(report) } else { print(report, terminator: "") }
     }
 }

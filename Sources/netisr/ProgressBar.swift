@@ -1,5 +1,6 @@
-// A progress bar on standard error for long replays: bytes read of the total, rate and ETA.
-// Drawn only when standard error is a terminal (and not with --quiet).
+// A progress bar on standard error for long replays: bytes read of the total, rate and ETA; for
+// input of unknown size (a pipe, standard input) the bytes read and the rate. Drawn only when
+// standard error is a terminal (and not with --quiet).
 
 import Synchronization
 
@@ -9,18 +10,21 @@ import Synchronization
 
 final class ProgressBar: Sendable {
     private let enabled: Bool
-    private let total: Int
+    /// All files' bytes; nil when some file's size is unknown (not a regular file).
+    private let total: Int?
     private let sizes: [Int]
     private let started: UInt64
     private let drawn = Atomic<Bool>(false)
 
     init(files: [String], enabled: Bool) {
         self.enabled = enabled
-        sizes = files.map { path in
+        let known = files.map { path -> Int? in
             var status = stat()
-            return stat(path, &status) == 0 ? Int(status.st_size) : 0
+            guard path != "-", stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return nil }
+            return Int(status.st_size)
         }
-        total = sizes.reduce(0, +)
+        sizes = known.map { $0 ?? 0 }
+        total = known.contains(nil) ? nil : sizes.reduce(0, +)
         started = Self.now()
     }
 
@@ -31,11 +35,16 @@ final class ProgressBar: Sendable {
     }
 
     func update(file: Int, read: Int, size: Int?) {
-        guard enabled, total > 0 else { return }
+        guard enabled, total != 0 else { return }
         let done = sizes.prefix(file).reduce(0, +) + read
         let elapsed = Double(Self.now() - started) / 1e9
-        let fraction = min(1, Double(done) / Double(total))
         let rate = Double(done) / max(elapsed, 1e-3) / 1e6
+        guard let total else {
+            writeStandardError("\r\(done >> 20) MiB  \(Int(rate)) MB/s ")
+            drawn.store(true, ordering: .relaxed)
+            return
+        }
+        let fraction = min(1, Double(done) / Double(total))
         let eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0
         let width = 30
         let filled = Int(fraction * Double(width))

@@ -19,7 +19,7 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Replay capture files (pcap or pcapng) through the engine into per-flow accounting.",
         discussion: "With no file, replays the bundled sample capture (made by `netisr synth`).")
 
-    @Argument(help: "Capture files (pcap or pcapng, detected from their content).")
+    @Argument(help: "Capture files (pcap or pcapng, detected from their content); - reads standard input.")
     var files: [String] = []
 
     @Option(name: .long, help: "Workstreams (worker threads); default: one per CPU.")

@@ -19,7 +19,7 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "pcap or pcapng (default: from the file name).")
     var format: String?
 
-    @Option(name: .long, help: "Output file.")
+    @Option(name: .long, help: "Output file (- for standard output).")
     var out: String
 
     func validate() throws {
@@ -40,6 +40,9 @@ struct Synth: ParsableCommand {
             try writer.write(frame, timestamp: timestamp, linkType: .ethernet)
         }
         try writer.close()
-        print("wrote \(writer.frames) packets in \(min(flows, max(1, packets))) flows to \(out)")
+        let destination = out == "-" ? "standard output" : out
+        let summary = "wrote \(writer.frames) packets in \(min(flows, max(1, packets))) flows to \(destination)"
+        // On standard output the capture is the output; the summary goes beside it.
+        if out == "-" { standardError(summary) } else { print(summary) }
     }
 }

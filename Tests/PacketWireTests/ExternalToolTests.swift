@@ -2,29 +2,12 @@
 // CI installs them).
 
 import PacketWire
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-enum Shell {
-    /// Runs a shell command; its standard output and exit status (nil if it could not start).
-    static func run(_ command: String) -> (output: String, status: Int32)? {
-        guard let pipe = popen(command + " 2>/dev/null", "r") else { return nil }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4_096)
-        while true {
-            let got = fread(&chunk, 1, chunk.count, pipe)
-            if got <= 0 { break }
-            output += chunk[0..<got]
-        }
-        let status = pclose(pipe)
-        return (String(decoding: output, as: UTF8.self), status)
-    }
-
-    static func has(_ tool: String) -> Bool { run("command -v \(tool)")?.status == 0 }
-}
 
 @Suite struct ExternalToolTests {
     @Test(arguments: [

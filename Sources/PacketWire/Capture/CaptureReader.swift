@@ -69,12 +69,13 @@ public final class CaptureReader {
     /// The file's size, when known.
     public var size: Int? { source.size }
 
-    /// Opens a capture file.
+    /// Opens a capture file; `-` reads standard input (a pipe has no `size`).
     public convenience init(path: String, bufferSize: Int = 2 << 20) throws(CaptureError) {
         try self.init(source: FileCaptureSource(path: path), bufferSize: bufferSize)
     }
 
-    /// Opens a capture file, reading into buffers `buffers` lends (see `CaptureBufferProvider`).
+    /// Opens a capture file (`-`: standard input), reading into buffers `buffers` lends (see
+    /// `CaptureBufferProvider`).
     public convenience init(path: String, buffers: CaptureBufferProvider) throws(CaptureError) {
         try self.init(source: FileCaptureSource(path: path), bufferSize: buffers.bufferSize, provider: buffers)
     }

@@ -14,15 +14,17 @@ protocol CaptureSource: AnyObject {
     var size: Int? { get }
 }
 
-/// A file read with `read(2)`.
+/// A file read with `read(2)`: a regular file, a pipe, or standard input (`-`).
 final class FileCaptureSource: CaptureSource {
     private let descriptor: Int32
     let size: Int?
     let path: String
 
+    /// Opens `path`; `-` reads standard input (through a duplicate of its descriptor, so closing
+    /// the source leaves the process's standard input open).
     init(path: String) throws(CaptureError) {
         self.path = path
-        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        descriptor = path == "-" ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw CaptureError(.io, at: 0, "cannot open \(path): \(String(cString: strerror(errno)))")
         }

@@ -40,14 +40,17 @@ public final class CaptureWriter {
     /// Frames written.
     public private(set) var frames = 0
 
-    /// Creates `path` (replacing it) and writes the file header.
+    /// Creates `path` (replacing it) and writes the file header; `-` writes to standard output
+    /// (through a duplicate of its descriptor, so `close` leaves standard output open).
     public init(path: String, format: Format, snapLength: Int = CaptureReader.maximumCapturedLength)
         throws(CaptureError)
     {
         self.path = path
         self.format = format
         self.snapLength = snapLength
-        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        descriptor =
+            path == "-"
+            ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw CaptureError(.io, at: 0, "cannot create \(path): \(String(cString: strerror(errno)))")
         }

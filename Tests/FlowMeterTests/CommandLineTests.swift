@@ -1,0 +1,70 @@
+// The `netisr` command in pipelines, as tcpdump's `-r -` and `-w -` are used: `synth --out -` and
+// `capture --write -` write the capture to standard output, `replay -` reads standard input. Runs
+// the executable that `swift test` builds beside the tests.
+
+import PacketWire
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct CommandLineTests {
+    static func netisr() throws -> String {
+        try #require(
+            Shell.builtExecutable("netisr"), "`swift test` builds the netisr executable beside the tests; it is missing"
+        )
+    }
+
+    @Test(arguments: ["pcap", "pcapng"])
+    func aCaptureThroughAPipeCountsAsTheSameFile(format: String) throws {
+        let netisr = try Self.netisr()
+        let file = "/tmp/netisr-pipe-\(getpid()).\(format)"
+        let piped = file + ".piped"
+        defer {
+            unlink(file)
+            unlink(piped)
+        }
+        let synth = "'\(netisr)' synth --packets 3000 --flows 200 --seed 5 --format \(format)"
+        // On standard output: the same bytes as in a file, and nothing else.
+        let written = Shell.run(
+            "\(synth) --out '\(file)' > /dev/null && \(synth) --out - > '\(piped)' && cmp -s '\(file)' '\(piped)'")
+        #expect(written?.status == 0)
+        let summary = try #require(Shell.run("\(synth) --out - | '\(netisr)' replay - --quiet --json"))
+        #expect(summary.status == 0 && summary.output.hasPrefix("{\"frames\":3000,"))
+        for table in ["ip", "ipv6", "tcp", "udp"] {
+            let fromFile = try #require(Shell.run("'\(netisr)' replay '\(file)' --quiet --conversations \(table)"))
+            let fromPipe = try #require(
+                Shell.run("\(synth) --out - | '\(netisr)' replay - --quiet --conversations \(table)"))
+            #expect(fromFile.status == 0 && fromPipe.status == 0)
+            #expect(fromFile.output.split(separator: "\n").count > 10)
+            #expect(fromPipe.output == fromFile.output)
+        }
+    }
+
+    /// With the capture on standard output, the report goes to standard error: what comes out is
+    /// a capture file and nothing else.
+    @Test func aLiveCaptureWrittenToStandardOutputKeepsItsReportApart() throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let netisr = try Self.netisr()
+        let output = "/tmp/netisr-stdout-\(getpid()).pcap"
+        let report = output + ".report"
+        defer {
+            unlink(output)
+            unlink(report)
+        }
+        let run = Shell.run("'\(netisr)' capture -i lo --duration 0.5 --json --write - > '\(output)' 2> '\(report)'")
+        #expect(run?.status == 0)
+        let bytes = try #require(SharedFixtures.bytes(output))
+        let reader = try CaptureReader(bytes: bytes)
+        var frames = 0
+        while try reader.read(maximum: 256, { _ in frames += 1 }) > 0 {}
+        #expect(reader.bytesRead == bytes.count)
+        let text = try #require(SharedFixtures.read(report))
+        #expect(text.contains("{\"frames\":\(frames),"))
+    }
+}

@@ -1,0 +1,39 @@
+// Running shell commands from tests: the external tools (tshark, tcpdump) and the `netisr`
+// executable that `swift test` builds beside the test bundle.
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Shell commands for tests.
+public enum Shell {
+    /// Runs a shell command; its standard output and exit status (nil if it could not start).
+    /// Standard error is discarded unless the command redirects it itself.
+    public static func run(_ command: String) -> (output: String, status: Int32)? {
+        guard let pipe = popen("{ \(command); } 2>/dev/null", "r") else { return nil }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let got = fread(&chunk, 1, chunk.count, pipe)
+            if got <= 0 { break }
+            output += chunk[0..<got]
+        }
+        let status = pclose(pipe)
+        return (String(decoding: output, as: UTF8.self), status)
+    }
+
+    /// Whether `tool` is on the PATH.
+    public static func has(_ tool: String) -> Bool { run("command -v \(tool)")?.status == 0 }
+
+    /// The path of an executable product built beside the running test bundle (`swift test`
+    /// builds the package's executables into the same directory), if it is there.
+    public static func builtExecutable(_ name: String) -> String? {
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, path.count - 1)
+        guard length > 0 else { return nil }
+        let bundle = String(decoding: path[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = bundle.lastIndex(of: "/") else { return nil }
+        let candidate = bundle[..<slash] + "/" + name
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
+}
