@@ -52,6 +52,10 @@ public struct ReplayConfiguration: Sendable {
     public var progress: (@Sendable (Int, Int, Int?) -> Void)?
     /// Polled after every burst: true stops the replay as `cancel()` does (for signal handlers).
     public var shouldStop: (@Sendable () -> Bool)?
+    /// Keep only frames that match this capture filter (tcpdump's syntax, compiled by libpcap,
+    /// which must be installed); the others are counted (`ReplayResult.filteredFrames`) and never
+    /// offered to the engine. Files only: a live capture filters in the kernel.
+    public var filter: String?
 
     /// Creates the default configuration.
     public init() {}
@@ -85,6 +89,7 @@ public final class Replay: Sendable {
         let session = try Session(configuration)
         var errors: [ReplayError] = []
         var state = ReaderState(map: session.engine.workstreamMap, sourceIsFlow: configuration.ordering != "source")
+        state.filter = configuration.filter.map(ReplayFilter.init)
         for (index, file) in files.enumerated() {
             if isCancelled { break }
             do {
@@ -95,7 +100,8 @@ public final class Replay: Sendable {
                 errors.append(ReplayError(file: file, error: CaptureError(.io, at: 0, "\(error)")))
             }
         }
-        return session.finish(errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed))
+        return session.finish(
+            errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed), filter: state.filter)
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
@@ -142,7 +148,9 @@ public final class Replay: Sendable {
             try engine.start()
         }
 
-        func finish(errors: [ReplayError], kernelDrops: Int?, cancelled: Bool) -> ReplayResult {
+        func finish(errors: [ReplayError], kernelDrops: Int?, cancelled: Bool, filter: ReplayFilter? = nil)
+            -> ReplayResult
+        {
             engine.stop(.drain)
             arena.drain()
             let elapsed = ContinuousClock.now - started
@@ -150,7 +158,7 @@ public final class Replay: Sendable {
                 accounts: accounts, placedByAddresses: placedByAddresses, snapshot: engine.snapshot(), errors: errors,
                 elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
-                cancelled: cancelled, kernelDrops: kernelDrops)
+                cancelled: cancelled, kernelDrops: kernelDrops, filter: filter)
         }
     }
 
@@ -170,6 +178,8 @@ public final class Replay: Sendable {
         /// Whether `summary` must hold the whole parse (a live view's rates and top flows read it);
         /// otherwise the reader parses only the addresses it hashes, as an RSS NIC does.
         var parsesFully = false
+        /// The read filter, if any.
+        var filter: ReplayFilter?
 
         init(map: WorkstreamMap, sourceIsFlow: Bool) {
             self.map = map
@@ -187,6 +197,11 @@ public final class Replay: Sendable {
             let read: Int
             do {
                 read = try reader.read(maximum: 256) { record in
+                    if state.filter?.keeps(record) == false {
+                        // Skipped records move the reader through the arena's chunks too.
+                        enterChunk(session.arena.chunk(of: record.bytes), session: session, state: &state)
+                        return
+                    }
                     if case .factor(let factor) = configuration.speed {
                         pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
                     }
@@ -205,6 +220,7 @@ public final class Replay: Sendable {
         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
         configuration.progress?(index, reader.bytesRead, reader.size)
         if let failure { throw failure }
+        if let failure = state.filter?.takeFailure() { throw failure }
     }
 
     /// Where a frame's bytes stay while the engine holds its packet.
@@ -262,15 +278,7 @@ public final class Replay: Sendable {
         case .ringBlock(let ring):
             packet = ring.packet(record.bytes, releasedBy: workstream, make)
         }
-        // The batch holds packets of one arena chunk at a time. The arena reuses a chunk only once
-        // all its packets are released, and waits for that; were packets of an older chunk still
-        // in this batch, the reader would wait for itself (large records fill chunks fast).
-        if let chunk, chunk != state.batchChunk {
-            if !state.batch.isEmpty {
-                session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
-            }
-            state.batchChunk = chunk
-        }
+        if let chunk { enterChunk(chunk, session: session, state: &state) }
         if let rejected = state.batch.append(packet) {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
             _ = state.batch.append(rejected)
@@ -279,6 +287,20 @@ public final class Replay: Sendable {
             session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
         }
         return workstream
+    }
+
+    /// Dispatches the batch if its packets are in another arena chunk than `chunk`, the one the
+    /// reader is now in. The batch holds packets of one chunk at a time: the arena reuses a chunk
+    /// only once all its packets are released, and waits for that; were packets of an older chunk
+    /// still in this batch, the reader would wait for itself (large records fill chunks fast, and
+    /// a read filter may skip whole chunks).
+    @inline(__always)
+    private func enterChunk(_ chunk: Int, session: Session, state: inout ReaderState) {
+        guard chunk != state.batchChunk else { return }
+        if !state.batch.isEmpty {
+            session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
+        }
+        state.batchChunk = chunk
     }
 
     /// The flow id and packet type of an Ethernet frame carrying IPv4 or IPv6, from the addresses

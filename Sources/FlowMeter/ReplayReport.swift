@@ -44,6 +44,9 @@ public enum ReplayReport {
         let span = result.timeSpan.map { Double($0.last - $0.first) / 1e9 } ?? 0
         out +=
             "Frames:     \(result.frames)   wire bytes: \(result.wireBytes)   captured bytes: \(result.capturedBytes)\n"
+        if let filter = result.filter {
+            out += "Filter:     \(filter) (\(result.filteredFrames) frames did not match and are not counted)\n"
+        }
         out += "Capture:    \(fixed(span, 3)) s of traffic"
         if span > 0 { out += " (\(fixed(Double(result.wireBytes) * 8 / span / 1e6, 2)) Mbit/s on the wire)" }
         out += "\n"
@@ -126,6 +129,7 @@ public enum ReplayReport {
             ("last_ns", result.timeSpan.map { .int(Int(clamping: $0.last)) } ?? .null),
             ("elapsed_ns", .int(Int(clamping: result.elapsedNanoseconds))),
             ("cancelled", .bool(result.cancelled)),
+            ("filter", result.filter.map { .string($0) } ?? .null), ("filtered", .int(result.filteredFrames)),
             (
                 "l3l4",
                 .array(

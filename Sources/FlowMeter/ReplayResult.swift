@@ -45,6 +45,10 @@ public struct ReplayResult: Sendable {
     public let cancelled: Bool
     /// Whether the frames came from a live interface (`drops` then has the kernel's).
     public let isLive: Bool
+    /// The read filter's expression, if the replay had one.
+    public let filter: String?
+    /// Frames the read filter skipped (not in any count above).
+    public let filteredFrames: Int
 
     /// One conversation table sorted as tshark sorts it: by address A, port A, address B, port B,
     /// then first frame.
@@ -65,7 +69,7 @@ public struct ReplayResult: Sendable {
     init(
         accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
         elapsedNanoseconds: UInt64,
-        cancelled: Bool, kernelDrops: Int? = nil
+        cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil
     ) {
         let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }
@@ -115,5 +119,7 @@ public struct ReplayResult: Sendable {
         self.elapsedNanoseconds = elapsedNanoseconds
         self.cancelled = cancelled
         isLive = kernelDrops != nil
+        self.filter = filter?.expression
+        filteredFrames = filter?.filtered ?? 0
     }
 }

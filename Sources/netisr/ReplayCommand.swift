@@ -55,6 +55,13 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
     var flows: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Keep only frames matching a capture filter in tcpdump's syntax ('tcp port 443'); the others are counted "
+                + "as filtered. Needs libpcap.", valueName: "expression"))
+    var filter: String?
+
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
@@ -67,6 +74,10 @@ struct ReplayCommand: ParsableCommand {
         guard parsedSpeed != nil else { throw ValidationError("--speed is max, realtime or a positive number") }
         if let conversations, ConversationKind(rawValue: conversations) == nil {
             throw ValidationError("--conversations is ip, ipv6, tcp or udp")
+        }
+        if let filter {
+            // Checked for Ethernet now; other link types when their first frame comes.
+            do { _ = try PacketFilter(filter, linkType: .ethernet) } catch { throw ValidationError(error.message) }
         }
     }
 
@@ -90,6 +101,7 @@ struct ReplayCommand: ParsableCommand {
         configuration.dropWhenFull = drop
         configuration.speed = parsedSpeed ?? .maximum
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
+        configuration.filter = filter
         let progress = ProgressBar(files: inputs, enabled: !quiet && isatty(2) == 1)
         configuration.progress = { index, read, size in progress.update(file: index, read: read, size: size) }
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }

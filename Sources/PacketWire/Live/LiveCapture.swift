@@ -211,22 +211,18 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     /// Attaches a filter in tcpdump's syntax, compiled by libpcap loaded at run time; a clear
     /// error when libpcap is missing or the expression is wrong.
     private func attachFilter(_ expression: String) throws(CaptureError) {
-        var instructions: UnsafeMutableRawPointer?
-        var count: UInt32 = 0
-        var message = [CChar](repeating: 0, count: 512)
         // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it — also for cooked
         // sockets, whose filters see frames from the network header.
-        let dataLinkType: Int32 = linkType == .ethernet ? 1 : 12
-        guard
-            netisr_compile_filter(
-                expression, dataLinkType, 262_144, &instructions, &count, &message, message.count) == 0,
-            let instructions
-        else {
-            throw CaptureError(
-                .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        let filter: PacketFilter
+        do {
+            filter = try PacketFilter(expression, dataLinkType: linkType == .ethernet ? 1 : 12)
+        } catch {
+            throw CaptureError(.io, at: 0, error.message)
         }
-        defer { free(instructions) }
-        let status = netisr_ring_attach_filter(&ring, instructions, count)
+        let program = filter.kernelProgram
+        let status = program.withUnsafeBytes {
+            netisr_ring_attach_filter(&ring, $0.baseAddress, UInt32(filter.instructions.count))
+        }
         guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
     }
 
