@@ -13,7 +13,18 @@ import Testing
 #endif
 
 @Suite struct ReplayFilterTests {
-    static var hasLibpcap: Bool { (try? PacketFilter("ip", linkType: .ethernet)) != nil }
+    /// Whether libpcap can compile filters here; says so when it cannot.
+    static func libpcapPresent() -> Bool {
+        if (try? PacketFilter("ip", linkType: .ethernet)) != nil { return true }
+        print("libpcap is not installed; skipping")
+        return false
+    }
+
+    /// An IPv4 UDP datagram to port 53: the IP header, then the UDP header and four bytes.
+    static let udpDatagram: [UInt8] = [
+        0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        0x13, 0x88, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4,
+    ]
 
     func replay(_ files: [String], filter: String?) throws -> ReplayResult {
         var configuration = ReplayConfiguration()
@@ -23,10 +34,7 @@ import Testing
     }
 
     @Test func filteredFramesAreCountedAndTheRestAccountedAsTcpdumpSelectsThem() throws {
-        guard Self.hasLibpcap else {
-            print("libpcap is not installed; skipping")
-            return
-        }
+        guard Self.libpcapPresent() else { return }
         let path = try SynthCapture.write(packets: 5_000, flows: 300, seed: 51, format: .pcap(nanosecond: false))
         defer { unlink(path) }
         let everything = try replay([path], filter: nil)
@@ -50,10 +58,7 @@ import Testing
     /// UDP frames, tagged or not, are all of what the UDP conversation table counts: filtered to
     /// them, the table is the unfiltered one.
     @Test func aFilterToOneProtocolLeavesItsConversationTableAsItWas() throws {
-        guard Self.hasLibpcap else {
-            print("libpcap is not installed; skipping")
-            return
-        }
+        guard Self.libpcapPresent() else { return }
         let path = try SynthCapture.write(packets: 5_000, flows: 300, seed: 52, format: .pcapng(nanosecond: true))
         defer { unlink(path) }
         let everything = try replay([path], filter: nil)
@@ -67,17 +72,11 @@ import Testing
     /// Frames batched for the engine, then more skipped bytes than the packet arena holds: the
     /// batch must go before the reader needs its chunk again, or the reader waits for itself.
     @Test func skippingMoreThanTheArenaHoldsKeepsTheReaderMoving() throws {
-        guard Self.hasLibpcap else {
-            print("libpcap is not installed; skipping")
-            return
-        }
+        guard Self.libpcapPresent() else { return }
         let path = "/tmp/netisr-filter-skip-\(getpid()).pcap"
         defer { unlink(path) }
         let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: false))
-        let kept: [UInt8] =
-            [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00]
-            + [0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
-            + [0x13, 0x88, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]
+        let kept: [UInt8] = [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00] + Self.udpDatagram
         var skipped = kept
         skipped[14 + 9] = 6  // TCP: not kept
         skipped += [UInt8](repeating: 0, count: 1_400)
@@ -113,18 +112,12 @@ import Testing
     /// An expression that needs a link layer the file lacks: the file's error names it, and its
     /// frames are counted as filtered, not accounted unfiltered.
     @Test func anExpressionThatDoesNotApplyToAFilesLinkTypeIsReported() throws {
-        guard Self.hasLibpcap else {
-            print("libpcap is not installed; skipping")
-            return
-        }
+        guard Self.libpcapPresent() else { return }
         let path = "/tmp/netisr-filter-raw-\(getpid()).pcap"
         defer { unlink(path) }
         let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: false))
-        let datagram: [UInt8] =
-            [0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
-            + [0x13, 0x88, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]
         for index in 0..<10 {
-            try datagram.withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: .raw) }
+            try Self.udpDatagram.withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: .raw) }
         }
         try writer.close()
         let result = try replay([path], filter: "ether host 0:1:2:3:4:5")

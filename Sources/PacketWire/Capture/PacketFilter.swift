@@ -25,7 +25,7 @@ public struct PacketFilterError: Error, Hashable, Sendable, CustomStringConverti
 
 /// A compiled capture filter (classic BPF) that decides which frames to keep.
 public struct PacketFilter: Sendable {
-    /// One classic BPF instruction, as `struct sock_filter` lays it out.
+    /// One classic BPF instruction (the fields of the kernel's `struct sock_filter`).
     public struct Instruction: Hashable, Sendable {
         /// Class, size, mode and operation bits.
         public var code: UInt16
