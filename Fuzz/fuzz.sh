@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets (Swift's -sanitize=fuzzer,address).
 #
-#   Fuzz/fuzz.sh build                    build all three targets into .build-fuzz/
-#   Fuzz/fuzz.sh run TARGET SECONDS [ARGS] fuzz one target (pcap, pcapng, parser) from its corpus
+#   Fuzz/fuzz.sh build                    build every target into .build-fuzz/
+#   Fuzz/fuzz.sh run TARGET SECONDS [ARGS] fuzz one target (pcap, pcapng, parser, filter) from its corpus
 #   Fuzz/fuzz.sh smoke [SECONDS]          every target briefly with a fixed seed (what CI runs)
 #   Fuzz/fuzz.sh minimize TARGET          shrink Fuzz/corpus/TARGET to the inputs that add coverage
 #
@@ -17,11 +17,12 @@ sources=$(find "$root/Sources/PacketWire" -name '*.swift' -not -path '*/Live/*' 
 
 build() {
     mkdir -p "$out"
-    for target in pcap pcapng parser; do
+    for target in pcap pcapng parser filter; do
         case $target in
             pcap) file=FuzzPcap ;;
             pcapng) file=FuzzPcapng ;;
             parser) file=FuzzParser ;;
+            filter) file=FuzzFilter ;;
         esac
         swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name Fuzz$target \
             $sources "$here/Targets/$file.swift" "$here/Targets/FuzzSupport.swift" -o "$out/fuzz-$target"
@@ -60,7 +61,7 @@ case "${1:-}" in
     smoke)
         seconds="${2:-20}"
         build
-        for target in pcap pcapng parser; do
+        for target in pcap pcapng parser filter; do
             run "$target" "$seconds" -seed=1 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
             [ -z "$(ls -A "$out/crashes" 2>/dev/null)" ] || { echo "fuzzing found a crash: $(ls "$out/crashes")" >&2; exit 1; }
         done

@@ -1,18 +1,13 @@
 // PacketFilter: a capture filter in tcpdump's syntax (`tcp port 443 and not host 10.0.0.1`), run
 // on frames read from a file, as `tcpdump -r FILE EXPRESSION` does.
 //
-// libpcap (loaded at run time, as for live capture) compiles the expression into a classic BPF
-// program; the program runs here, in Swift, per frame. A program is checked once before it runs
+// libpcap (loaded at run time, as for live capture: PacketFilter+libpcap.swift) compiles the
+// expression into a classic BPF program; the program runs here, in Swift, per frame. This file
+// needs no C module, so the fuzzing build runs it. A program is checked once before it runs
 // — every jump lands inside it and only forward, it ends in a return, scratch memory indices are
 // in range — so a run always ends, after at most one pass over the instructions. Loads past the
 // frame's captured bytes and division by zero reject the frame, as the kernel's interpreter
 // does. Values are immutable once built: one filter may run on several threads.
-
-import CLinuxCapture
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Why a filter could not be built.
 public struct PacketFilterError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -48,62 +43,10 @@ public struct PacketFilter: Sendable {
     /// The checked program.
     public let instructions: [Instruction]
 
-    /// Compiles `expression` (tcpdump's filter syntax) for frames of `linkType` with libpcap.
-    public init(_ expression: String, linkType: LinkType) throws(PacketFilterError) {
-        try self.init(expression, dataLinkType: Self.dataLinkType(of: linkType))
-    }
-
-    /// Compiles `expression` for libpcap's data link type `dataLinkType` (DLT_*).
-    init(_ expression: String, dataLinkType: Int32) throws(PacketFilterError) {
-        try self.init(instructions: Self.compile(expression, dataLinkType: dataLinkType))
-    }
-
     /// A filter running `instructions`, after checking that they form a valid program.
     public init(instructions: [Instruction]) throws(PacketFilterError) {
         try Self.check(instructions)
         self.instructions = instructions
-    }
-
-    /// libpcap's program for `expression`.
-    private static func compile(_ expression: String, dataLinkType: Int32) throws(PacketFilterError) -> [Instruction] {
-        var program: UnsafeMutableRawPointer?
-        var count: UInt32 = 0
-        var message = [CChar](repeating: 0, count: 512)
-        guard
-            netisr_compile_filter(expression, dataLinkType, 262_144, &program, &count, &message, message.count) == 0,
-            let program
-        else {
-            throw PacketFilterError(
-                message: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        defer { free(program) }
-        return (0..<Int(count)).map { index in
-            let bytes = program + index * 8
-            return Instruction(
-                code: bytes.loadUnaligned(as: UInt16.self), jumpIfTrue: bytes.load(fromByteOffset: 2, as: UInt8.self),
-                jumpIfFalse: bytes.load(fromByteOffset: 3, as: UInt8.self),
-                constant: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-        }
-    }
-
-    /// libpcap's DLT number for a file's link type (they differ for raw IP).
-    static func dataLinkType(of linkType: LinkType) -> Int32 {
-        switch linkType {
-        case .raw, .rawBSD12, .rawBSD14: 12  // DLT_RAW as Linux numbers it
-        default: Int32(truncatingIfNeeded: linkType.rawValue)
-        }
-    }
-
-    /// The program as the kernel's `struct sock_filter` array (native byte order), for a socket.
-    var kernelProgram: [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(instructions.count * 8)
-        for instruction in instructions {
-            withUnsafeBytes(of: instruction.code) { bytes += $0 }
-            bytes += [instruction.jumpIfTrue, instruction.jumpIfFalse]
-            withUnsafeBytes(of: instruction.constant) { bytes += $0 }
-        }
-        return bytes
     }
 
     /// Words of scratch memory (`M[0]`…`M[15]`).
