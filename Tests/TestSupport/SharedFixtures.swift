@@ -45,6 +45,11 @@ public enum SharedFixtures {
     public static func bytes(_ path: String) -> [UInt8]? {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
+        return readToEnd(file)
+    }
+
+    /// Everything left to read from an open stream (a file, or a pipe from `popen`).
+    public static func readToEnd(_ file: UnsafeMutablePointer<FILE>) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {

@@ -11,13 +11,7 @@ public enum Shell {
     /// Standard error is discarded unless the command redirects it itself.
     public static func run(_ command: String) -> (output: String, status: Int32)? {
         guard let pipe = popen("{ \(command); } 2>/dev/null", "r") else { return nil }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4_096)
-        while true {
-            let got = fread(&chunk, 1, chunk.count, pipe)
-            if got <= 0 { break }
-            output += chunk[0..<got]
-        }
+        let output = SharedFixtures.readToEnd(pipe)
         let status = pclose(pipe)
         return (String(decoding: output, as: UTF8.self), status)
     }
