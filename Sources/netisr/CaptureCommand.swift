@@ -64,8 +64,7 @@ struct CaptureCommand: ParsableCommand {
                 + "the report then on standard error)."))
     var write: String?
 
-    @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
-    var flows: String?
+    @OptionGroup var flowOutput: FlowOutputOptions
 
     @Flag(name: .long, help: "Print one JSON object instead of the report.")
     var json = false
@@ -112,6 +111,7 @@ struct CaptureCommand: ParsableCommand {
         options.blockCount = blocks
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
+        let exporter = try flowOutput.connect()
         let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
         let result: ReplayResult
         do {
@@ -134,12 +134,9 @@ struct CaptureCommand: ParsableCommand {
             throw ExitCode(1)
         }
         try writer?.close()
-        if let flows {
-            try writeFile(
-                flows, flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result))
-        }
         let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result)
         // With the capture written to standard output, the report must not be mixed into it.
         if write == "-" { writeStandardError(report) } else { print(report, terminator: "") }
+        try flowOutput.emit(result, exporter: exporter)
     }
 }

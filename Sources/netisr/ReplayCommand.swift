@@ -52,8 +52,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Print one conversation table as CSV: ip, ipv6, tcp or udp.")
     var conversations: String?
 
-    @Option(name: .long, help: "Write flow records to FILE (.json for JSON, otherwise CSV).")
-    var flows: String?
+    @OptionGroup var flowOutput: FlowOutputOptions
 
     @Option(
         name: .long,
@@ -107,13 +106,10 @@ struct ReplayCommand: ParsableCommand {
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
 
+        let exporter = try flowOutput.connect()
         let result = try Replay(configuration).run(files: inputs)
         progress.finish()
         for error in result.errors { standardError("netisr: \(error)") }
-        if let flows {
-            let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
-            try writeFile(flows, text)
-        }
         if let conversations, let kind = ConversationKind(rawValue: conversations) {
             print(ReplayReport.conversationsCSV(result, kind), terminator: "")
         } else if json {
@@ -121,18 +117,36 @@ struct ReplayCommand: ParsableCommand {
         } else {
             print(ReplayReport.text(result), terminator: "")
         }
+        try flowOutput.emit(result, exporter: exporter)
         if !result.errors.isEmpty { throw ExitCode(2) }
         if result.cancelled { throw ExitCode(130) }
     }
 }
 
-/// Writes a whole text file.
-func writeFile(_ path: String, _ text: String) throws {
+/// Writes a file through `body`; a failed open, write or close is one clear error.
+func writeFile(_ path: String, _ body: (OutputFile) throws -> Void) throws {
     guard let file = fopen(path, "w") else {
         throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
     }
-    defer { fclose(file) }
-    fputs(text, file)
+    let output = OutputFile(path: path, file: file)
+    do { try body(output) } catch {
+        fclose(file)
+        throw error
+    }
+    guard fclose(file) == 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+}
+
+/// An open file `writeFile` hands out.
+struct OutputFile {
+    let path: String
+    let file: UnsafeMutablePointer<FILE>
+
+    func write(_ bytes: [UInt8]) throws {
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        guard written == bytes.count else {
+            throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
 }
 
 /// One line to standard error.

@@ -1,0 +1,60 @@
+// Where `replay` and `capture` put their flow records: a file (CSV, JSON or IPFIX) and/or an
+// IPFIX collector over UDP.
+
+import ArgumentParser
+import FlowMeter
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct FlowOutputOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write flow records to FILE: .json for JSON, .ipfix for IPFIX (RFC 5655, as nfdump and Wireshark read), "
+                + "otherwise CSV.", valueName: "file"))
+    var flows: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Send flow records to an IPFIX collector over UDP at the end (nfcapd -p PORT, for instance).",
+            valueName: "host:port"))
+    var export: String?
+
+    /// Connects to the collector before any packet is read, so a bad address fails at once.
+    func connect() throws -> IPFIXExporter? {
+        guard let export else { return nil }
+        do { return try IPFIXExporter(destination: export) } catch {
+            standardError("netisr: --export \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Writes the flow file and sends the records to the collector, as asked.
+    func emit(_ result: ReplayResult, exporter: consuming IPFIXExporter?) throws {
+        let exportTime = UInt32(clamping: time(nil))
+        if let flows {
+            if flows.hasSuffix(".ipfix") {
+                var encoder = IPFIXEncoder(templates: .firstMessage)
+                try writeFile(flows) { file in
+                    try encoder.encode(result.flowsInOrder(), exportTime: exportTime) { try file.write($0) }
+                }
+            } else {
+                let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
+                try writeFile(flows) { try $0.write(Array(text.utf8)) }
+            }
+        }
+        guard var exporter else { return }
+        do {
+            let datagrams = try exporter.export(result.flowsInOrder(), exportTime: exportTime)
+            standardError(
+                "netisr: exported \(exporter.records) flow records in \(datagrams) IPFIX datagrams to \(exporter.destination)"
+            )
+        } catch {
+            standardError("netisr: --export \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
