@@ -47,23 +47,28 @@ public struct IPFIXEncoder: Sendable {
         self.templates = templates
     }
 
-    /// Encodes `flows` in order, handing each finished message to `emit`. `exportTime` is the
+    /// Encodes `flows` in order, handing each finished message and its number of records to `emit`. `exportTime` is the
     /// headers' export time (seconds since the epoch). A message ends when the next record would
     /// not fit.
     public mutating func encode(
-        _ flows: some Sequence<FlowRecord>, exportTime: UInt32, emit: ([UInt8]) throws -> Void
+        _ flows: some Sequence<FlowRecord>, exportTime: UInt32,
+        emit: (_ message: [UInt8], _ records: Int) throws -> Void
     ) rethrows {
         var message = Message()
         for flow in flows {
             let ipv6 = flow.key.source.isIPv6
             let need = Self.recordLength(ipv6: ipv6) + (message.openSet == templateID(ipv6) ? 0 : 4)
             if message.isStarted, message.bytes.count + need > maximumMessageSize {
-                try emit(finish(&message, exportTime: exportTime))
+                let records = message.records
+                try emit(finish(&message, exportTime: exportTime), records)
             }
             if !message.isStarted { start(&message) }
             message.appendRecord(flow, templateID: templateID(ipv6))
         }
-        if message.isStarted { try emit(finish(&message, exportTime: exportTime)) }
+        if message.isStarted {
+            let records = message.records
+            try emit(finish(&message, exportTime: exportTime), records)
+        }
     }
 
     private func templateID(_ ipv6: Bool) -> UInt16 { ipv6 ? Self.ipv6TemplateID : Self.ipv4TemplateID }

@@ -3,8 +3,9 @@
 //
 // Messages fit one datagram (1,400 bytes by default, under an Ethernet path's MTU) and each carries
 // the templates, so a lost datagram or a late collector loses only its own records. Sends are
-// paced in bursts (32 datagrams, then 1 ms) so a collector on the same host is not overrun. One
-// connected socket, used by the calling thread only.
+// paced in bursts (32 datagrams, then 1 ms) so a collector on the same host is not overrun
+// (unpaced, nfcapd here lost 4–5% of 100,000 records). A failed send is counted and the export goes
+// on. One connected socket, used by the calling thread only.
 
 #if canImport(Glibc)
     import Glibc
@@ -48,30 +49,26 @@ public struct IPFIXExporter: ~Copyable {
 
     deinit { close(socket) }
 
-    /// Sends `flows`; returns the datagrams sent. Throws on the first failed send (for instance
-    /// when nothing listens on a local port and the kernel has reported it).
-    public mutating func export(_ flows: some Sequence<FlowRecord>, exportTime: UInt32) throws(IPFIXExportError)
-        -> Int
-    {
+    /// Sends `flows`, carrying on past failed sends (a collector that is restarting refuses a
+    /// datagram or two: the kernel reports its ICMP error on the next send, which then fails).
+    public mutating func export(_ flows: some Sequence<FlowRecord>, exportTime: UInt32) -> IPFIXExportSummary {
         let (socket, destination) = (socket, destination)
-        var sent = 0
-        var failure: IPFIXExportError?
-        encoder.encode(flows, exportTime: exportTime) { message in
-            guard failure == nil else { return }
-            if sent > 0, sent % Self.burst == 0 { usleep(1_000) }
+        var summary = IPFIXExportSummary()
+        encoder.encode(flows, exportTime: exportTime) { message, records in
+            let attempts = summary.datagrams + summary.failedDatagrams
+            if attempts > 0, attempts % Self.burst == 0 { usleep(1_000) }
             let count = message.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, 0) }
             if count == message.count {
-                sent += 1
+                summary.datagrams += 1
+                summary.records += records
             } else {
-                failure = IPFIXExportError("\(destination): send: \(Self.lastError)")
+                summary.failedDatagrams += 1
+                summary.failedRecords += records
+                if summary.firstError == nil { summary.firstError = "\(destination): send: \(Self.lastError)" }
             }
         }
-        if let failure { throw failure }
-        return sent
+        return summary
     }
-
-    /// Data records sent so far.
-    public var records: UInt32 { encoder.sequenceNumber }
 
     /// `host:port` or `[host]:port` split in two; nil when malformed.
     static func split(_ text: String) -> (host: String, port: String)? {
@@ -94,7 +91,21 @@ public struct IPFIXExporter: ~Copyable {
     private static var lastError: String { String(cString: strerror(errno)) }
 }
 
-/// Why flow records could not be exported.
+/// What an export did.
+public struct IPFIXExportSummary: Sendable {
+    /// Datagrams sent.
+    public var datagrams = 0
+    /// Flow records in them.
+    public var records = 0
+    /// Datagrams whose send failed.
+    public var failedDatagrams = 0
+    /// Flow records in the datagrams whose send failed.
+    public var failedRecords = 0
+    /// The first failure, naming the collector.
+    public var firstError: String?
+}
+
+/// Why a collector cannot be exported to.
 public struct IPFIXExportError: Error, CustomStringConvertible {
     /// What went wrong, naming the collector.
     public let description: String

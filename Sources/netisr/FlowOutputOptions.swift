@@ -39,7 +39,9 @@ struct FlowOutputOptions: ParsableArguments {
             if flows.hasSuffix(".ipfix") {
                 var encoder = IPFIXEncoder(templates: .firstMessage)
                 try writeFile(flows) { file in
-                    try encoder.encode(result.flowsInOrder(), exportTime: exportTime) { try file.write($0) }
+                    try encoder.encode(result.flowsInOrder(), exportTime: exportTime) { message, _ in
+                        try file.write(message)
+                    }
                 }
             } else {
                 let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
@@ -47,13 +49,14 @@ struct FlowOutputOptions: ParsableArguments {
             }
         }
         guard var exporter else { return }
-        do {
-            let datagrams = try exporter.export(result.flowsInOrder(), exportTime: exportTime)
+        let summary = exporter.export(result.flowsInOrder(), exportTime: exportTime)
+        standardError(
+            "netisr: exported \(summary.records) flow records in \(summary.datagrams) IPFIX datagrams to "
+                + exporter.destination)
+        if let error = summary.firstError {
             standardError(
-                "netisr: exported \(exporter.records) flow records in \(datagrams) IPFIX datagrams to \(exporter.destination)"
+                "netisr: --export \(error) (\(summary.failedDatagrams) datagrams of \(summary.failedRecords) records not sent)"
             )
-        } catch {
-            standardError("netisr: --export \(error)")
             throw ExitCode(1)
         }
     }

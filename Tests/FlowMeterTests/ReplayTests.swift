@@ -5,6 +5,7 @@
 import FlowMeter
 import NetISR
 import PacketWire
+import Synchronization
 import TestSupport
 import Testing
 
@@ -13,9 +14,15 @@ import Testing
 #endif
 
 enum SynthCapture {
+    /// Files written so far: each call gets its own file, as tests run in parallel and some use
+    /// the same seed.
+    private static let written = Atomic<Int>(0)
+
     /// Writes the synthesized capture the committed references were made from.
     static func write(packets: Int, flows: Int, seed: UInt64, format: CaptureWriter.Format) throws -> String {
-        let path = "/tmp/netisr-test-\(getpid())-\(seed).\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
+        let serial = written.add(1, ordering: .relaxed).newValue
+        let path =
+            "/tmp/netisr-test-\(getpid())-\(serial)-\(seed).\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
         let writer = try CaptureWriter(path: path, format: format)
         var synthesizer = TrafficSynthesizer(.init(packets: packets, flows: flows, seed: seed))
         try synthesizer.generate { frame, time in try writer.write(frame, timestamp: time, linkType: .ethernet) }
