@@ -9,8 +9,10 @@
 # End to end (unless --no-replay): `netisr replay` against softflowd -r, nfpcapd -r and argus -r
 # on the same capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), in 5
 # interleaved rounds (1 with --quick), each ratio the median of the rounds' own ratios, and
-# tshark's conversation statistics once, against netisr's median. The Debian packages are
-# installed when missing; the peers run under `unshare -n` (loopback only).
+# tshark's conversation statistics once, against netisr's median. As softflowd exports its flows
+# and nfpcapd and argus write theirs, each round also times netisr writing its flow records
+# (`--flows FILE.ipfix`; "netisr+flows"). The Debian packages are installed when missing; the peers
+# run under `unshare -n` (loopback only).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 args=()
@@ -52,6 +54,8 @@ if [ "$replay" = 1 ]; then
     declare -A times
     for round in $(seq "$rounds"); do
         times[netisr]+="$(seconds "$netisr" replay "$capture" --quiet --json) "
+        times[flows]+="$(seconds "$netisr" replay "$capture" --quiet --json --flows "$work/flows.ipfix") "
+        rm -f "$work/flows.ipfix"
         if command -v softflowd >/dev/null; then
             times[softflowd]+="$(seconds unshare -n sh -c "ip link set lo up; softflowd -r '$capture' -n 127.0.0.1:9995 -d >/dev/null 2>&1") "
         fi
@@ -70,6 +74,7 @@ if [ "$replay" = 1 ]; then
     rm -rf "$work"
     ours=$(echo ${times[netisr]} | tr ' ' '\n' | median)
     echo "replay of $packets packets / $flows flows (seconds, median of $rounds): netisr $ours  [${times[netisr]}]" >&2
+    echo "  netisr+flows $(echo ${times[flows]} | tr ' ' '\n' | median)  [${times[flows]}]" >&2
     for peer in softflowd nfpcapd argus tshark; do
         [ -n "${times[$peer]:-}" ] || continue
         theirs=$(echo ${times[$peer]} | tr ' ' '\n' | median)
@@ -77,6 +82,9 @@ if [ "$replay" = 1 ]; then
         # Each round's peer time over the same round's netisr time (tshark: its one run).
         args+=("--extra=replay_vs_$peer=$(echo ${times[$peer]} | tr ' ' ',')/$(echo ${times[netisr]} | tr ' ' ',')")
     done
+    if [ -n "${times[softflowd]:-}" ]; then
+        args+=("--extra=replay_with_flows_vs_softflowd=$(echo ${times[softflowd]} | tr ' ' ',')/$(echo ${times[flows]} | tr ' ' ',')")
+    fi
 fi
 cd "$here"
 swift build -c release --product Compare >&2
