@@ -153,9 +153,15 @@ public struct IPFIXEncoder: Sendable {
         return set + body
     }()
 
-    /// flowEndReason: 3 (end of flow detected) after a FIN or RST, else 4 (forced end: the
-    /// capture or the capture session ended).
-    static func endReason(_ flow: FlowRecord) -> UInt8 { flow.tcpFlags & 0x05 != 0 ? 3 : 4 }
+    /// flowEndReason: 1 or 2 (idle or active timeout) when a timeout ended the record, else 3
+    /// (end of flow detected) after a FIN or RST, else 4 (forced end: the capture ended).
+    static func endReason(_ flow: FlowRecord) -> UInt8 {
+        switch flow.expiry {
+        case .idleTimeout: 1
+        case .activeTimeout: 2
+        case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
+        }
+    }
 
     /// A message being built.
     struct Message {

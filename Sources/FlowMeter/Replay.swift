@@ -56,6 +56,8 @@ public struct ReplayConfiguration: Sendable {
     /// which must be installed); the others are counted (`ReplayResult.filteredFrames`) and never
     /// offered to the engine. Files only: a live capture filters in the kernel.
     public var filter: String?
+    /// When flow records end before the capture does (off by default: one record per flow).
+    public var flowTimeouts = FlowTimeouts()
 
     /// Creates the default configuration.
     public init() {}
@@ -127,7 +129,8 @@ public final class Replay: Sendable {
             engine = try NetISR(configuration: engineConfiguration)
             let workstreams = engine.workstreamCount
             self.workstreams = workstreams
-            accounts = ReplayAccounts(workstreams: workstreams, measureDelays: measureDelays)
+            accounts = ReplayAccounts(
+                workstreams: workstreams, measureDelays: measureDelays, flowTimeouts: configuration.flowTimeouts)
             readerOrdered = configuration.ordering == "reader"
             placedByAddresses = configuration.ordering != "reader" && configuration.ordering != "source"
             let ordering: OrderingPolicy =

@@ -57,7 +57,7 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
     /// Queueing delays, recorded in live mode only (a file's timestamps are history).
     let delays: DelayHistogram?
 
-    init(workstreams: Int, measureDelays: Bool = false) {
+    init(workstreams: Int, measureDelays: Bool = false, flowTimeouts: FlowTimeouts = FlowTimeouts()) {
         delays = measureDelays ? DelayHistogram(workstreams: workstreams) : nil
         count = workstreams
         self.workstreams = .allocate(capacity: workstreams)
@@ -65,7 +65,7 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         // Each its own accounts: copies of one value would share their tables' storage until
         // each workstream's first write copied it, on two threads at once.
         for index in 0..<workstreams {
-            (self.workstreams + index).initialize(to: TrafficAccounts())
+            (self.workstreams + index).initialize(to: TrafficAccounts(flowTimeouts: flowTimeouts))
             (links + index).initialize(to: TrafficAccounts())
         }
     }

@@ -71,7 +71,8 @@ public enum ReplayReport {
         out += "\nTop conversations by bytes (\(result.conversations[.tcp, default: []].count) TCP, "
         out +=
             "\(result.conversations[.udp, default: []].count) UDP, \(result.conversations[.ip, default: []].count) IPv4, "
-        out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flowCount) flows):\n"
+        out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flowCount) "
+        out += (result.flowTimeouts.areSet ? "flow records, " + timeoutsText(result.flowTimeouts) : "flows") + "):\n"
         out +=
             pad("proto", 6) + pad("A", 44) + pad("B", 44) + pad("frames", 9, right: true)
             + pad("bytes", 12, right: true) + "\n"
@@ -102,13 +103,14 @@ public enum ReplayReport {
     /// Flow records as CSV.
     public static func flowsCSV(_ result: ReplayResult) -> String {
         var out =
-            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream\n"
+            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream,"
+            + "ended_by\n"
         for flow in result.flowsInOrder() {
             let key = flow.key
             out += "\(key.source),\(key.sourcePort),\(key.destination),\(key.destinationPort),\(key.ipProtocol),"
             out += "\(flow.vlan.map(String.init) ?? ""),\(flow.firstTimestamp),\(flow.lastTimestamp),"
             out += "\(flow.packetsForward),\(flow.bytesForward),\(flow.packetsReverse),\(flow.bytesReverse),"
-            out += "\(tcpFlags(flow.tcpFlags)),\(flow.workstream)\n"
+            out += "\(tcpFlags(flow.tcpFlags)),\(flow.workstream),\(endedBy(flow.expiry) ?? "")\n"
         }
         return out
     }
@@ -157,6 +159,13 @@ public enum ReplayReport {
                     ConversationKind.allCases.map { ($0.rawValue, .int(result.conversations[$0, default: []].count)) })
             ),
             ("flows", .int(result.flowCount)),
+            (
+                "flow_timeouts",
+                .object([
+                    ("idle_ns", timeout(result.flowTimeouts.idleNanoseconds)),
+                    ("active_ns", timeout(result.flowTimeouts.activeNanoseconds)),
+                ])
+            ),
         ])
         // Splice the engine's report in under "netisr" (it is already JSON).
         var text = object.rendered
@@ -175,10 +184,39 @@ public enum ReplayReport {
             ("packets_fwd", .int(flow.packetsForward)), ("bytes_fwd", .int(flow.bytesForward)),
             ("packets_rev", .int(flow.packetsReverse)), ("bytes_rev", .int(flow.bytesReverse)),
             ("tcp_flags", .string(tcpFlags(flow.tcpFlags))), ("workstream", .int(flow.workstream)),
+            ("ended_by", endedBy(flow.expiry).map { .string($0) } ?? .null),
         ])
     }
 
+    /// The timeout that ended a record (`idle-timeout`, `active-timeout`), or nil.
+    static func endedBy(_ expiry: FlowExpiry) -> String? {
+        switch expiry {
+        case .none: nil
+        case .idleTimeout: "idle-timeout"
+        case .activeTimeout: "active-timeout"
+        }
+    }
+
     /// TCP flags as argus and nfdump print them (`FSRPAU`, `.` for unset).
+    private static func timeout(_ nanoseconds: UInt64) -> JSONValue {
+        nanoseconds == .max ? .null : .int(Int(clamping: nanoseconds))
+    }
+
+    /// `timeouts 15 s idle, 60 s active`.
+    static func timeoutsText(_ timeouts: FlowTimeouts) -> String {
+        var parts: [String] = []
+        if let idle = seconds(timeouts.idleNanoseconds) { parts.append("\(idle) s idle") }
+        if let active = seconds(timeouts.activeNanoseconds) { parts.append("\(active) s active") }
+        return "timeouts " + parts.joined(separator: ", ")
+    }
+
+    /// A timeout in seconds, as short as it can be written; nil when off.
+    static func seconds(_ nanoseconds: UInt64) -> String? {
+        guard nanoseconds != .max else { return nil }
+        let seconds = Double(nanoseconds) / 1e9
+        return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+
     static func tcpFlags(_ flags: UInt8) -> String {
         let names: [(UInt8, Character)] = [
             (0x20, "U"), (0x10, "A"), (0x08, "P"), (0x04, "R"), (0x02, "S"), (0x01, "F"),

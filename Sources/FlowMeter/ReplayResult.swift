@@ -30,6 +30,8 @@ public struct ReplayResult: Sendable {
     public let flows: TableRows<FlowRecord>
     /// How many flow records there are.
     public var flowCount: Int { flows.count }
+    /// The timeouts that ended flow records early (none by default).
+    public let flowTimeouts: FlowTimeouts
     /// Frames of unsupported link types, by link type.
     public let unsupportedLinkTypes: [UInt32: Int]
     /// Packets dropped, by reason (engine reasons, the kernel's for live captures, unsupported link
@@ -105,7 +107,9 @@ public struct ReplayResult: Sendable {
         conversations[.udp] = ConversationTable.merge(
             accounts.take(\.udp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
         self.conversations = conversations
-        flows = TableRows(parts: accounts.take(\.flows, leaving: FlowTable()).map(\.records))
+        let flowTables = accounts.take(\.flows, leaving: FlowTable())
+        flowTimeouts = flowTables.first?.timeouts ?? FlowTimeouts()
+        flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.records] })
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }

@@ -17,9 +17,11 @@ struct TrafficAccounts {
     var ipv6 = ConversationTable()
     var tcp = ConversationTable()
     var udp = ConversationTable()
-    var flows = FlowTable()
+    var flows: FlowTable
     /// Frames of link types this library does not parse, by link type.
     var unsupportedLinkTypes: [UInt32: Int] = [:]
+
+    init(flowTimeouts: FlowTimeouts = FlowTimeouts()) { flows = FlowTable(timeouts: flowTimeouts) }
 
     mutating func countFrame(wireLength: Int, capturedLength: Int, timestamp: UInt64) {
         frames += 1
@@ -113,9 +115,14 @@ struct TrafficAccounts {
             countEvents(summary.pointee.events, of: nil, wireLength: wireLength, timestamp: timestamp)
             return
         }
-        let row = flows.count(
-            flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
-            tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
+        let row =
+            flows.expires
+            ? flows.countWithTimeouts(
+                flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
+                tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
+            : flows.count(
+                flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
+                tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
         let eventCount = summary.pointee.events.count
         guard eventCount == 1 || eventCount == 2 else {
             countEvents(summary.pointee.events, of: flow, wireLength: wireLength, timestamp: timestamp)

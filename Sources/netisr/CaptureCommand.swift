@@ -104,6 +104,7 @@ struct CaptureCommand: ParsableCommand {
         configuration.queueLimit = qlimit
         configuration.dropWhenFull = drop
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
+        configuration.flowTimeouts = flowOutput.timeouts
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
         var options = LiveCaptureOptions()

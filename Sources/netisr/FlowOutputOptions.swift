@@ -1,5 +1,5 @@
-// Where `replay` and `capture` put their flow records: a file (CSV, JSON or IPFIX) and/or an
-// IPFIX collector over UDP.
+// What `replay` and `capture` do with flow records: when they end (timeouts), and where they go —
+// a file (CSV, JSON or IPFIX) and/or an IPFIX collector over UDP.
 
 import ArgumentParser
 import FlowMeter
@@ -22,6 +22,31 @@ struct FlowOutputOptions: ParsableArguments {
             "Send flow records to an IPFIX collector over UDP at the end (nfcapd -p PORT, for instance).",
             valueName: "host:port"))
     var export: String?
+
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: ArgumentHelp(
+            "End a flow's record when the flow has been idle SECONDS (capture time), as NetFlow's inactive "
+                + "timeout does; its next packet starts a new record. Off by default.", valueName: "seconds"))
+    var idleTimeout: Double?
+
+    @Option(
+        name: .customLong("active-timeout"),
+        help: ArgumentHelp(
+            "End a flow's record once it is SECONDS old (capture time), as NetFlow's active timeout does. Off by "
+                + "default.", valueName: "seconds"))
+    var activeTimeout: Double?
+
+    func validate() throws {
+        for (name, value) in [("--idle-timeout", idleTimeout), ("--active-timeout", activeTimeout)] {
+            if let value, !(value > 0 && value.isFinite) {
+                throw ValidationError("\(name) takes a positive number of seconds")
+            }
+        }
+    }
+
+    /// The timeouts asked for.
+    var timeouts: FlowTimeouts { FlowTimeouts(idle: idleTimeout, active: activeTimeout) }
 
     /// Connects to the collector before any packet is read, so a bad address fails at once.
     func connect() throws -> IPFIXExporter? {

@@ -100,6 +100,7 @@ struct ReplayCommand: ParsableCommand {
         configuration.dropWhenFull = drop
         configuration.speed = parsedSpeed ?? .maximum
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
+        configuration.flowTimeouts = flowOutput.timeouts
         configuration.filter = filter
         let progress = ProgressBar(files: inputs, enabled: !quiet && isatty(2) == 1)
         configuration.progress = { index, read, size in progress.update(file: index, read: read, size: size) }

@@ -13,15 +13,24 @@ import Testing
 
 @Suite struct IPFIXTests {
     /// A synthesized capture (IPv4, IPv6, VLANs, TCP closes) and its replay.
-    static func replayed(seed: UInt64) throws -> (path: String, result: ReplayResult) {
+    static func replayed(seed: UInt64, timeouts: FlowTimeouts = FlowTimeouts()) throws -> (
+        path: String, result: ReplayResult
+    ) {
         let path = try SynthCapture.write(packets: 4_000, flows: 600, seed: seed, format: .pcap(nanosecond: false))
-        return (path, try Replay(ReplayConfiguration()).run(files: [path]))
+        var configuration = ReplayConfiguration()
+        configuration.flowTimeouts = timeouts
+        return (path, try Replay(configuration).run(files: [path]))
     }
 
     /// What an IPFIX record must say about `flow`.
     static func expected(_ flow: FlowRecord) -> String {
         let key = flow.key
-        let reason = flow.tcpFlags & 0x05 != 0 ? 3 : 4
+        let reason =
+            switch flow.expiry {
+            case .idleTimeout: 1
+            case .activeTimeout: 2
+            case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
+            }
         return "\(key.source) \(key.sourcePort) \(key.destination) \(key.destinationPort) \(key.ipProtocol) "
             + "vlan \(flow.vlan ?? 0) ms \(flow.firstTimestamp / 1_000_000)-\(flow.lastTimestamp / 1_000_000) "
             + "fwd \(flow.packetsForward)/\(flow.bytesForward) rev \(flow.packetsReverse)/\(flow.bytesReverse) "
@@ -122,13 +131,17 @@ import Testing
             return
         }
         let netisr = try CommandLineTests.netisr()
-        let (path, result) = try Self.replayed(seed: 33)
+        // With timeouts, so records end for each of the four reasons.
+        let (path, result) = try Self.replayed(seed: 33, timeouts: FlowTimeouts(idle: 0.01, active: 0.003))
         let ipfix = path + ".ipfix"
         defer {
             unlink(path)
             unlink(ipfix)
         }
-        #expect(Shell.run("'\(netisr)' replay '\(path)' --quiet --flows '\(ipfix)' > /dev/null")?.status == 0)
+        #expect(Set(result.flows.map(\.expiry)) == [.none, .idleTimeout, .activeTimeout])
+        let timeouts = "--idle-timeout 0.01 --active-timeout 0.003"
+        #expect(
+            Shell.run("'\(netisr)' replay '\(path)' --quiet \(timeouts) --flows '\(ipfix)' > /dev/null")?.status == 0)
         let pdml = try #require(Shell.run("tshark -r '\(ipfix)' -T pdml"))
         #expect(pdml.status == 0)
         #expect(TsharkFlows.parse(pdml.output) == result.flowsInOrder().map(Self.expected))
