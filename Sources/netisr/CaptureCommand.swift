@@ -86,6 +86,9 @@ struct CaptureCommand: ParsableCommand {
             throw ValidationError("--block-kib must be a power of two, 128…65536")
         }
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
+        if write == "-", flowOutput.flows == "-" {
+            throw ValidationError("--write - and --flows - both write standard output")
+        }
         if let metrics, metricsEndpoint(metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT (IPv4), e.g. 127.0.0.1:9464")
         }
@@ -137,7 +140,8 @@ struct CaptureCommand: ParsableCommand {
         try writer?.close()
         let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result)
         // With the capture written to standard output, the report must not be mixed into it.
-        if write == "-" { writeStandardError(report) } else { print(report, terminator: "") }
+        // With the capture or the flow records on standard output, the report goes to standard error.
+        if write == "-" || flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
         try flowOutput.emit(result, exporter: exporter)
     }
 }

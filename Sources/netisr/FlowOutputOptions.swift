@@ -13,7 +13,8 @@ struct FlowOutputOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "Write flow records to FILE: .json for JSON, .ipfix for IPFIX (RFC 5655, as nfdump and Wireshark read), "
-                + "otherwise CSV.", valueName: "file"))
+                + "otherwise CSV; - writes CSV to standard output (the report then on standard error).",
+            valueName: "file"))
     var flows: String?
 
     @Option(

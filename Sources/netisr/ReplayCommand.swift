@@ -74,6 +74,9 @@ struct ReplayCommand: ParsableCommand {
         if let conversations, ConversationKind(rawValue: conversations) == nil {
             throw ValidationError("--conversations is ip, ipv6, tcp or udp")
         }
+        if conversations != nil, flowOutput.flows == "-" {
+            throw ValidationError("--conversations and --flows - both write standard output")
+        }
         if let filter {
             // Checked for Ethernet now; other link types when their first frame comes.
             do { _ = try PacketFilter(filter, linkType: .ethernet) } catch { throw ValidationError(error.message) }
@@ -111,30 +114,36 @@ struct ReplayCommand: ParsableCommand {
         let result = try Replay(configuration).run(files: inputs)
         progress.finish()
         for error in result.errors { standardError("netisr: \(error)") }
-        if let conversations, let kind = ConversationKind(rawValue: conversations) {
-            print(ReplayReport.conversationsCSV(result, kind), terminator: "")
-        } else if json {
-            print(ReplayReport.json(result))
-        } else {
-            print(ReplayReport.text(result), terminator: "")
-        }
+        // With the flow records on standard output, the report goes to standard error.
+        let report =
+            if let conversations, let kind = ConversationKind(rawValue: conversations) {
+                ReplayReport.conversationsCSV(result, kind)
+            } else if json {
+                ReplayReport.json(result) + "\n"
+            } else {
+                ReplayReport.text(result)
+            }
+        if flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
         try flowOutput.emit(result, exporter: exporter)
         if !result.errors.isEmpty { throw ExitCode(2) }
         if result.cancelled { throw ExitCode(130) }
     }
 }
 
-/// Writes a file through `body`; a failed open, write or close is one clear error.
+/// Writes a file through `body` (`-`: standard output); a failed open, write or close is one
+/// clear error.
 func writeFile(_ path: String, _ body: (OutputFile) throws -> Void) throws {
-    guard let file = fopen(path, "w") else {
-        throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+    let name = path == "-" ? "standard output" : path
+    if path == "-" { fflush(nil) }  // what print() buffered goes first
+    guard let file = path == "-" ? fdopen(dup(1), "w") : fopen(path, "w") else {
+        throw ValidationError("cannot write \(name): \(String(cString: strerror(errno)))")
     }
-    let output = OutputFile(path: path, file: file)
+    let output = OutputFile(path: name, file: file)
     do { try body(output) } catch {
         fclose(file)
         throw error
     }
-    guard fclose(file) == 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+    guard fclose(file) == 0 else { throw ValidationError("cannot write \(name): \(String(cString: strerror(errno)))") }
 }
 
 /// An open file `writeFile` hands out.

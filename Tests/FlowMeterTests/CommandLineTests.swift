@@ -43,6 +43,26 @@ import Testing
         }
     }
 
+    /// `--flows -`: the flow records on standard output, byte for byte what `--flows FILE` writes,
+    /// and the report on standard error.
+    @Test func flowRecordsWrittenToStandardOutputKeepTheReportApart() throws {
+        let netisr = try Self.netisr()
+        let file = "/tmp/netisr-flows-\(getpid()).csv"
+        let report = file + ".report"
+        defer {
+            unlink(file)
+            unlink(report)
+        }
+        let toFile = Shell.run("'\(netisr)' replay --quiet --flows '\(file)' > /dev/null")
+        #expect(toFile?.status == 0)
+        let toStandardOutput = try #require(Shell.run("'\(netisr)' replay --quiet --flows - 2> '\(report)'"))
+        #expect(toStandardOutput.status == 0)
+        let written = try #require(SharedFixtures.read(file))
+        #expect(written.hasPrefix("src,sport,dst,") && written.split(separator: "\n").count > 100)
+        #expect(toStandardOutput.output == written)
+        #expect(try #require(SharedFixtures.read(report)).hasPrefix("Frames:"))
+    }
+
     /// With the capture on standard output, the report goes to standard error: what comes out is
     /// a capture file and nothing else.
     @Test func aLiveCaptureWrittenToStandardOutputKeepsItsReportApart() throws {
