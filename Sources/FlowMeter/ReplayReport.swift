@@ -90,29 +90,78 @@ public enum ReplayReport {
 
     /// One conversation table as CSV with tshark's oracle columns.
     public static func conversationsCSV(_ result: ReplayResult, _ kind: ConversationKind) -> String {
-        var out = "addrA,portA,addrB,portB,framesAtoB,bytesAtoB,framesBtoA,bytesBtoA,frames,bytes\n"
+        let rows = result.sortedConversations(kind)
+        var out = TextBuffer(capacity: 100 + rows.count * 96)
+        out.append("addrA,portA,addrB,portB,framesAtoB,bytesAtoB,framesBtoA,bytesBtoA,frames,bytes\n")
         let ports = kind == .tcp || kind == .udp
-        for row in result.sortedConversations(kind) {
-            out +=
-                "\(row.addressA),\(ports ? String(row.portA) : ""),\(row.addressB),\(ports ? String(row.portB) : ""),"
-            out += "\(row.framesAToB),\(row.bytesAToB),\(row.framesBToA),\(row.bytesBToA),\(row.frames),\(row.bytes)\n"
+        let comma = UInt8(ascii: ",")
+        for row in rows {
+            out.append(row.addressA)
+            out.append(comma)
+            if ports { out.append(decimal: row.portA) }
+            out.append(comma)
+            out.append(row.addressB)
+            out.append(comma)
+            if ports { out.append(decimal: row.portB) }
+            out.append(comma)
+            out.append(decimal: row.framesAToB)
+            out.append(comma)
+            out.append(decimal: row.bytesAToB)
+            out.append(comma)
+            out.append(decimal: row.framesBToA)
+            out.append(comma)
+            out.append(decimal: row.bytesBToA)
+            out.append(comma)
+            out.append(decimal: row.frames)
+            out.append(comma)
+            out.append(decimal: row.bytes)
+            out.append(UInt8(ascii: "\n"))
         }
-        return out
+        return out.text
     }
 
     /// Flow records as CSV.
     public static func flowsCSV(_ result: ReplayResult) -> String {
-        var out =
-            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,workstream,"
-            + "ended_by\n"
-        for flow in result.flowsInOrder() {
+        let flows = result.flowsInOrder()
+        var out = TextBuffer(capacity: 200 + flows.count * 128)
+        out.append(
+            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,"
+                + "workstream,ended_by\n")
+        let comma = UInt8(ascii: ",")
+        for flow in flows {
             let key = flow.key
-            out += "\(key.source),\(key.sourcePort),\(key.destination),\(key.destinationPort),\(key.ipProtocol),"
-            out += "\(flow.vlan.map(String.init) ?? ""),\(flow.firstTimestamp),\(flow.lastTimestamp),"
-            out += "\(flow.packetsForward),\(flow.bytesForward),\(flow.packetsReverse),\(flow.bytesReverse),"
-            out += "\(tcpFlags(flow.tcpFlags)),\(flow.workstream),\(endedBy(flow.expiry) ?? "")\n"
+            out.append(key.source)
+            out.append(comma)
+            out.append(decimal: key.sourcePort)
+            out.append(comma)
+            out.append(key.destination)
+            out.append(comma)
+            out.append(decimal: key.destinationPort)
+            out.append(comma)
+            out.append(decimal: key.ipProtocol)
+            out.append(comma)
+            if let vlan = flow.vlan { out.append(decimal: vlan) }
+            out.append(comma)
+            out.append(decimal: flow.firstTimestamp)
+            out.append(comma)
+            out.append(decimal: flow.lastTimestamp)
+            out.append(comma)
+            out.append(decimal: flow.packetsForward)
+            out.append(comma)
+            out.append(decimal: flow.bytesForward)
+            out.append(comma)
+            out.append(decimal: flow.packetsReverse)
+            out.append(comma)
+            out.append(decimal: flow.bytesReverse)
+            out.append(comma)
+            out.append(tcpFlags: flow.tcpFlags)
+            out.append(comma)
+            out.append(decimal: flow.workstream)
+            out.append(comma)
+            if let ended = endedBy(flow.expiry) { out.append(ended) }
+            out.append(UInt8(ascii: "\n"))
         }
-        return out
+        return out.text
     }
 
     /// Flow records as a JSON array.
@@ -218,11 +267,16 @@ public enum ReplayReport {
     }
 
     static func tcpFlags(_ flags: UInt8) -> String {
-        let names: [(UInt8, Character)] = [
-            (0x20, "U"), (0x10, "A"), (0x08, "P"), (0x04, "R"), (0x02, "S"), (0x01, "F"),
-        ]
-        return String(names.map { flags & $0.0 != 0 ? $0.1 : "." })
+        var text = TextBuffer(capacity: 6)
+        text.append(tcpFlags: flags)
+        return text.text
     }
+
+    /// The flags `tcpFlags` shows, in order, with their letters.
+    static let flagLetters: [(UInt8, UInt8)] = [
+        (0x20, UInt8(ascii: "U")), (0x10, UInt8(ascii: "A")), (0x08, UInt8(ascii: "P")), (0x04, UInt8(ascii: "R")),
+        (0x02, UInt8(ascii: "S")), (0x01, UInt8(ascii: "F")),
+    ]
 
     private static func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
         address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"

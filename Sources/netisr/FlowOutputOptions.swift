@@ -71,7 +71,7 @@ struct FlowOutputOptions: ParsableArguments {
                 }
             } else {
                 let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
-                try writeFile(flows) { try $0.write(Array(text.utf8)) }
+                try writeFile(flows) { try $0.write(text) }
             }
         }
         guard var exporter else { return }

@@ -152,8 +152,16 @@ struct OutputFile {
     let file: UnsafeMutablePointer<FILE>
 
     func write(_ bytes: [UInt8]) throws {
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-        guard written == bytes.count else {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    func write(_ text: String) throws {
+        var text = text
+        try text.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard fwrite(bytes.baseAddress, 1, bytes.count, file) == bytes.count else {
             throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
         }
     }

@@ -3,6 +3,10 @@
 import PacketWire
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite struct PacketParserTests {
     @Test func ethernetIPv4TCP() {
         let summary = Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(flags: 0x12))))
@@ -232,5 +236,28 @@ import Testing
             #expect(IPAddress(bad) == nil)
         }
         #expect(IPAddress("1.2.3.4")! < IPAddress("::1")!)
+    }
+
+    /// Random addresses, zero groups and runs included, print exactly as glibc's inet_ntop prints them.
+    @Test func randomAddressesPrintLikeInetNtop() {
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<20_000 {
+            var bytes = [UInt8](repeating: 0, count: 16)
+            for group in 0..<8 where Int.random(in: 0..<3, using: &generator) != 0 {
+                let value = UInt16.random(in: 0...(round % 2 == 0 ? 0xFFFF : 0x1F), using: &generator)
+                (bytes[2 * group], bytes[2 * group + 1]) = (UInt8(value >> 8), UInt8(value & 0xFF))
+            }
+            let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            var text = [CChar](repeating: 0, count: 64)
+            _ = inet_ntop(AF_INET6, bytes, &text, 64)
+            let expected = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            #expect(IPAddress(ipv6High: high, low: low).description == expected)
+            let ipv4 = UInt32(truncatingIfNeeded: low)
+            var ipv4Bytes = [UInt8(ipv4 >> 24), UInt8(ipv4 >> 16 & 0xFF), UInt8(ipv4 >> 8 & 0xFF), UInt8(ipv4 & 0xFF)]
+            _ = inet_ntop(AF_INET, &ipv4Bytes, &text, 64)
+            let expectedIPv4 = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            #expect(IPAddress(ipv4: ipv4).description == expectedIPv4)
+        }
     }
 }

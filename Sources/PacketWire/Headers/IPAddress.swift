@@ -87,20 +87,37 @@ public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, Custom
 
     /// Dotted quad, or RFC 5952 IPv6 text (lower case, longest zero run compressed).
     public var description: String {
-        if !isIPv6 {
-            return "\(low >> 24 & 0xFF).\(low >> 16 & 0xFF).\(low >> 8 & 0xFF).\(low & 0xFF)"
+        var text: [UInt8] = []
+        text.reserveCapacity(39)
+        appendText(to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// Appends `description`'s text as UTF-8, making no String (tables of many addresses).
+    public func appendText(to text: inout [UInt8]) {
+        func decimal(_ value: UInt64) {
+            if value >= 100 { text.append(UInt8(ascii: "0") + UInt8(value / 100)) }
+            if value >= 10 { text.append(UInt8(ascii: "0") + UInt8(value / 10 % 10)) }
+            text.append(UInt8(ascii: "0") + UInt8(value % 10))
         }
-        let groups = (0..<8).map { index -> UInt16 in
-            let word = index < 4 ? high : low
-            return UInt16(truncatingIfNeeded: word >> (48 - 16 * UInt64(index % 4)))
+        func dottedQuad(_ value: UInt64) {
+            decimal(value >> 24 & 0xFF)
+            for shift: UInt64 in [16, 8, 0] {
+                text.append(UInt8(ascii: "."))
+                decimal(value >> shift & 0xFF)
+            }
+        }
+        guard isIPv6 else { return dottedQuad(low) }
+        func group(_ index: Int) -> UInt16 {
+            UInt16(truncatingIfNeeded: (index < 4 ? high : low) >> (48 - 16 * UInt64(index % 4)))
         }
         var bestStart = -1
         var bestLength = 0
         var index = 0
         while index < 8 {
-            if groups[index] == 0 {
+            if group(index) == 0 {
                 var length = 0
-                while index + length < 8 && groups[index + length] == 0 { length += 1 }
+                while index + length < 8 && group(index + length) == 0 { length += 1 }
                 if length > bestLength && length >= 2 {
                     bestStart = index
                     bestLength = length
@@ -110,18 +127,33 @@ public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, Custom
                 index += 1
             }
         }
-        func hex(_ range: Range<Int>) -> String { range.map { String(groups[$0], radix: 16) }.joined(separator: ":") }
-        if bestStart < 0 { return hex(0..<8) }
+        func groups(_ range: Range<Int>) {
+            for index in range {
+                if index != range.lowerBound { text.append(UInt8(ascii: ":")) }
+                let value = group(index)
+                var started = false
+                for shift: UInt16 in [12, 8, 4, 0] {
+                    let nibble = UInt8(truncatingIfNeeded: value >> shift & 0xF)
+                    guard started || nibble != 0 || shift == 0 else { continue }
+                    started = true
+                    text.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+                }
+            }
+        }
+        func append(_ literal: StaticString) {
+            literal.withUTF8Buffer { text.append(contentsOf: $0) }
+        }
+        if bestStart < 0 { return groups(0..<8) }
         if bestStart == 0 && bestLength == 6 {
-            return "::" + ipv4Tail(groups)  // IPv4-compatible, as glibc's inet_ntop writes it
+            append("::")  // IPv4-compatible, as glibc's inet_ntop writes it
+            return dottedQuad(low)
         }
-        if bestStart == 0 && bestLength == 5 && groups[5] == 0xFFFF {
-            return "::ffff:" + ipv4Tail(groups)
+        if bestStart == 0 && bestLength == 5 && group(5) == 0xFFFF {
+            append("::ffff:")
+            return dottedQuad(low)
         }
-        return hex(0..<bestStart) + "::" + hex((bestStart + bestLength)..<8)
-    }
-
-    private func ipv4Tail(_ groups: [UInt16]) -> String {
-        "\(groups[6] >> 8).\(groups[6] & 0xFF).\(groups[7] >> 8).\(groups[7] & 0xFF)"
+        groups(0..<bestStart)
+        append("::")
+        groups((bestStart + bestLength)..<8)
     }
 }
