@@ -47,7 +47,8 @@ public struct IPFIXEncoder: Sendable {
         self.templates = templates
     }
 
-    /// Encodes `flows` in order, handing each finished message and its number of records to `emit`. `exportTime` is the
+    /// Encodes `flows` in order, handing each finished message and its number of records to `emit`
+    /// (with no flows and no templates sent yet, one message of templates alone). `exportTime` is the
     /// headers' export time (seconds since the epoch). A message ends when the next record would
     /// not fit.
     public mutating func encode(
@@ -65,6 +66,8 @@ public struct IPFIXEncoder: Sendable {
             if !message.isStarted { start(&message) }
             message.appendRecord(flow, templateID: templateID(ipv6))
         }
+        // No records at all: a message of templates alone, so a file is still an IPFIX file.
+        if !message.isStarted && !sentTemplates { start(&message) }
         if message.isStarted {
             let records = message.records
             try emit(finish(&message, exportTime: exportTime), records)

@@ -81,6 +81,14 @@ import Testing
             fromFile += parsed.records
         }
         #expect(fileMessages.count > 1)
+
+        // No flows: a file still holds a message, of templates alone.
+        var empty = IPFIXEncoder(templates: .firstMessage)
+        var emptyMessages: [[UInt8]] = []
+        empty.encode([], exportTime: 0) { message, _ in emptyMessages.append(message) }
+        var emptyDecoder = IPFIXDecoder()
+        let templatesOnly = emptyMessages.count == 1 ? emptyDecoder.decode(emptyMessages[0]) : nil
+        #expect(templatesOnly?.hadTemplates == true && templatesOnly?.records == [])
         #expect(fromFile == (flows + flows + flows + flows).map(Self.expected))
     }
 
