@@ -164,9 +164,48 @@ public enum ReplayReport {
         return out.text
     }
 
-    /// Flow records as a JSON array.
+    /// Flow records as a JSON array (written straight as text: a JSONValue tree of 100k records
+    /// took 2.7 s and 200 MB).
     public static func flowsJSON(_ result: ReplayResult) -> String {
-        JSONValue.array(result.flowsInOrder().map(flowJSON)).rendered + "\n"
+        let flows = result.flowsInOrder()
+        var out = TextBuffer(capacity: 4 + flows.count * 280)
+        out.append(UInt8(ascii: "["))
+        for (index, flow) in flows.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append("{\"src\":\"")
+            out.append(flow.key.source)
+            out.append("\",\"sport\":")
+            out.append(decimal: flow.key.sourcePort)
+            out.append(",\"dst\":\"")
+            out.append(flow.key.destination)
+            out.append("\",\"dport\":")
+            out.append(decimal: flow.key.destinationPort)
+            out.append(",\"proto\":")
+            out.append(decimal: flow.key.ipProtocol)
+            out.append(",\"vlan\":")
+            if let vlan = flow.vlan { out.append(decimal: vlan) } else { out.append("null") }
+            out.append(",\"first_ns\":")
+            out.append(decimal: Int(clamping: flow.firstTimestamp))
+            out.append(",\"last_ns\":")
+            out.append(decimal: Int(clamping: flow.lastTimestamp))
+            out.append(",\"packets_fwd\":")
+            out.append(decimal: flow.packetsForward)
+            out.append(",\"bytes_fwd\":")
+            out.append(decimal: flow.bytesForward)
+            out.append(",\"packets_rev\":")
+            out.append(decimal: flow.packetsReverse)
+            out.append(",\"bytes_rev\":")
+            out.append(decimal: flow.bytesReverse)
+            out.append(",\"tcp_flags\":\"")
+            out.append(tcpFlags: flow.tcpFlags)
+            out.append("\",\"workstream\":")
+            out.append(decimal: flow.workstream)
+            out.append(",\"ended_by\":")
+            if let ended = endedBy(flow.expiry) { out.append("\"" + ended + "\"") } else { out.append("null") }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append("]\n")
+        return out.text
     }
 
     /// Everything as one JSON object: frames, wire_bytes, captured_bytes, l3l4, drops, errors,
@@ -221,20 +260,6 @@ public enum ReplayReport {
         text.removeLast()
         let inner = netisr.dropFirst("{\"netisr\":".count).dropLast()
         return text + ",\"netisr\":" + inner + "}"
-    }
-
-    private static func flowJSON(_ flow: FlowRecord) -> JSONValue {
-        .object([
-            ("src", .string(flow.key.source.description)), ("sport", .int(Int(flow.key.sourcePort))),
-            ("dst", .string(flow.key.destination.description)), ("dport", .int(Int(flow.key.destinationPort))),
-            ("proto", .int(Int(flow.key.ipProtocol))), ("vlan", flow.vlan.map { .int(Int($0)) } ?? .null),
-            ("first_ns", .int(Int(clamping: flow.firstTimestamp))),
-            ("last_ns", .int(Int(clamping: flow.lastTimestamp))),
-            ("packets_fwd", .int(flow.packetsForward)), ("bytes_fwd", .int(flow.bytesForward)),
-            ("packets_rev", .int(flow.packetsReverse)), ("bytes_rev", .int(flow.bytesReverse)),
-            ("tcp_flags", .string(tcpFlags(flow.tcpFlags))), ("workstream", .int(flow.workstream)),
-            ("ended_by", endedBy(flow.expiry).map { .string($0) } ?? .null),
-        ])
     }
 
     /// The timeout that ended a record (`idle-timeout`, `active-timeout`), or nil.
