@@ -3,6 +3,7 @@
 // thread count.
 
 import FlowMeter
+import NetISR
 import PacketWire
 import TestSupport
 import Testing
@@ -71,6 +72,22 @@ import Testing
         #expect(ReplayReport.text(split).contains("3 flow records, timeouts 5 s idle)"))
         let csv = ReplayReport.flowsCSV(split).split(separator: "\n")
         #expect(csv.filter { $0.hasSuffix(",idle-timeout") }.count == 2 && csv.last?.hasSuffix(",") == true)
+        // The JSON records, written as text, are what the engine's JSON renderer makes of them.
+        let rendered = JSONValue.array(
+            split.flowsInOrder().map { flow in
+                .object([
+                    ("src", .string(flow.key.source.description)), ("sport", .int(Int(flow.key.sourcePort))),
+                    ("dst", .string(flow.key.destination.description)),
+                    ("dport", .int(Int(flow.key.destinationPort))), ("proto", .int(Int(flow.key.ipProtocol))),
+                    ("vlan", flow.vlan.map { .int(Int($0)) } ?? .null), ("first_ns", .int(Int(flow.firstTimestamp))),
+                    ("last_ns", .int(Int(flow.lastTimestamp))), ("packets_fwd", .int(flow.packetsForward)),
+                    ("bytes_fwd", .int(flow.bytesForward)), ("packets_rev", .int(flow.packetsReverse)),
+                    ("bytes_rev", .int(flow.bytesReverse)), ("tcp_flags", .string("......")),
+                    ("workstream", .int(flow.workstream)),
+                    ("ended_by", flow.expiry == .idleTimeout ? .string("idle-timeout") : .null),
+                ])
+            })
+        #expect(ReplayReport.flowsJSON(split) == rendered.rendered + "\n")
         #expect(ReplayReport.json(split).contains("\"flow_timeouts\":{\"idle_ns\":5000000000,\"active_ns\":null}"))
     }
 
