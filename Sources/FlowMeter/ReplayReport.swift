@@ -169,40 +169,30 @@ public enum ReplayReport {
     public static func flowsJSON(_ result: ReplayResult) -> String {
         let flows = result.flowsInOrder()
         var out = TextBuffer(capacity: 4 + flows.count * 280)
-        out.append(UInt8(ascii: "["))
+        out.append("[")
+        func number(_ key: String, _ value: some BinaryInteger) {
+            out.append(key)
+            out.append(decimal: value)
+        }
         for (index, flow) in flows.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append("{\"src\":\"")
+            out.append(index == 0 ? "{\"src\":\"" : ",{\"src\":\"")
             out.append(flow.key.source)
-            out.append("\",\"sport\":")
-            out.append(decimal: flow.key.sourcePort)
+            number("\",\"sport\":", flow.key.sourcePort)
             out.append(",\"dst\":\"")
             out.append(flow.key.destination)
-            out.append("\",\"dport\":")
-            out.append(decimal: flow.key.destinationPort)
-            out.append(",\"proto\":")
-            out.append(decimal: flow.key.ipProtocol)
-            out.append(",\"vlan\":")
-            if let vlan = flow.vlan { out.append(decimal: vlan) } else { out.append("null") }
-            out.append(",\"first_ns\":")
-            out.append(decimal: Int(clamping: flow.firstTimestamp))
-            out.append(",\"last_ns\":")
-            out.append(decimal: Int(clamping: flow.lastTimestamp))
-            out.append(",\"packets_fwd\":")
-            out.append(decimal: flow.packetsForward)
-            out.append(",\"bytes_fwd\":")
-            out.append(decimal: flow.bytesForward)
-            out.append(",\"packets_rev\":")
-            out.append(decimal: flow.packetsReverse)
-            out.append(",\"bytes_rev\":")
-            out.append(decimal: flow.bytesReverse)
+            number("\",\"dport\":", flow.key.destinationPort)
+            number(",\"proto\":", flow.key.ipProtocol)
+            if let vlan = flow.vlan { number(",\"vlan\":", vlan) } else { out.append(",\"vlan\":null") }
+            number(",\"first_ns\":", Int(clamping: flow.firstTimestamp))
+            number(",\"last_ns\":", Int(clamping: flow.lastTimestamp))
+            number(",\"packets_fwd\":", flow.packetsForward)
+            number(",\"bytes_fwd\":", flow.bytesForward)
+            number(",\"packets_rev\":", flow.packetsReverse)
+            number(",\"bytes_rev\":", flow.bytesReverse)
             out.append(",\"tcp_flags\":\"")
             out.append(tcpFlags: flow.tcpFlags)
-            out.append("\",\"workstream\":")
-            out.append(decimal: flow.workstream)
-            out.append(",\"ended_by\":")
-            if let ended = endedBy(flow.expiry) { out.append("\"" + ended + "\"") } else { out.append("null") }
-            out.append(UInt8(ascii: "}"))
+            number("\",\"workstream\":", flow.workstream)
+            out.append(endedBy(flow.expiry).map { ",\"ended_by\":\"\($0)\"}" } ?? ",\"ended_by\":null}")
         }
         out.append("]\n")
         return out.text
