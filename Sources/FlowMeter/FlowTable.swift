@@ -27,8 +27,10 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
     public var packetsReverse = 0
     /// Bytes towards the initiator.
     public var bytesReverse = 0
-    /// TCP flags seen in either direction, OR-ed.
-    public var tcpFlags: UInt8 = 0
+    /// TCP flags the initiator sent, OR-ed.
+    public var tcpFlagsForward: UInt8 = 0
+    /// TCP flags sent towards the initiator, OR-ed.
+    public var tcpFlagsReverse: UInt8 = 0
     /// Which timeout ended the record, if one did.
     public var expiry: FlowExpiry = .none
     /// The workstream that handled it.
@@ -42,9 +44,13 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
     public static func == (lhs: FlowRecord, rhs: FlowRecord) -> Bool {
         (lhs.key, lhs.vlan, lhs.firstTimestamp, lhs.lastTimestamp, lhs.packetsForward, lhs.bytesForward)
             == (rhs.key, rhs.vlan, rhs.firstTimestamp, rhs.lastTimestamp, rhs.packetsForward, rhs.bytesForward)
-            && (lhs.packetsReverse, lhs.bytesReverse, lhs.tcpFlags, lhs.expiry, lhs.workstream)
-                == (rhs.packetsReverse, rhs.bytesReverse, rhs.tcpFlags, rhs.expiry, rhs.workstream)
+            && (lhs.packetsReverse, lhs.bytesReverse, lhs.tcpFlagsForward, lhs.tcpFlagsReverse, lhs.expiry)
+                == (rhs.packetsReverse, rhs.bytesReverse, rhs.tcpFlagsForward, rhs.tcpFlagsReverse, rhs.expiry)
+            && lhs.workstream == rhs.workstream
     }
+
+    /// TCP flags seen in either direction, OR-ed.
+    public var tcpFlags: UInt8 { tcpFlagsForward | tcpFlagsReverse }
 
     /// Which timeout a packet at `timestamp` ends this record by, if any. Timestamps that go
     /// backwards (captures merged or reordered) end none.
@@ -63,12 +69,13 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
         if forward {
             packetsForward += 1
             bytesForward += wireLength
+            tcpFlagsForward |= tcpFlags
         } else {
             packetsReverse += 1
             bytesReverse += wireLength
+            tcpFlagsReverse |= tcpFlags
         }
         lastTimestamp = max(lastTimestamp, timestamp)
-        self.tcpFlags |= tcpFlags
     }
 
     /// All packets.
@@ -183,7 +190,7 @@ struct FlowTable {
         (records[row].firstTimestamp, records[row].lastTimestamp) = (timestamp, timestamp)
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
         (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
-        records[row].tcpFlags = tcpFlags
+        (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (tcpFlags, 0)
         return row
     }
 
@@ -205,7 +212,7 @@ struct FlowTable {
             records.append(
                 FlowRecord(
                     key: flow, vlan: vlan, firstTimestamp: timestamp, lastTimestamp: timestamp, packetsForward: 1,
-                    bytesForward: wireLength, tcpFlags: tcpFlags, workstream: workstream))
+                    bytesForward: wireLength, tcpFlagsForward: tcpFlags, workstream: workstream))
             return records.count - 1
         }
     }

@@ -122,7 +122,10 @@ public struct IPFIXEncoder: Sendable {
             Field(element: 7, length: 2),  // sourceTransportPort
             Field(element: 11, length: 2),  // destinationTransportPort
             Field(element: 4, length: 1),  // protocolIdentifier
-            Field(element: 6, length: 2),  // tcpControlBits (both directions, OR-ed)
+            // reverseTcpControlBits before tcpControlBits: nfdump 1.7 keeps one flags field and
+            // the element that comes later in the record wins, so this way it shows the initiator's.
+            Field(element: 6, length: 2, reverse: true),  // reverseTcpControlBits
+            Field(element: 6, length: 2),  // tcpControlBits (the initiator's)
             Field(element: 58, length: 2),  // vlanId (0: untagged)
             Field(element: 2, length: 8),  // packetDeltaCount
             Field(element: 1, length: 8),  // octetDeltaCount
@@ -191,7 +194,8 @@ public struct IPFIXEncoder: Sendable {
             bytes.appendBigEndian(key.sourcePort)
             bytes.appendBigEndian(key.destinationPort)
             bytes.append(key.ipProtocol)
-            bytes.appendBigEndian(UInt16(flow.tcpFlags))
+            bytes.appendBigEndian(UInt16(flow.tcpFlagsReverse))
+            bytes.appendBigEndian(UInt16(flow.tcpFlagsForward))
             bytes.appendBigEndian(flow.vlan ?? 0)
             bytes.appendBigEndian(UInt64(flow.packetsForward))
             bytes.appendBigEndian(UInt64(flow.bytesForward))

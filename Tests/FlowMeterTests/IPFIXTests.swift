@@ -34,7 +34,7 @@ import Testing
         return "\(key.source) \(key.sourcePort) \(key.destination) \(key.destinationPort) \(key.ipProtocol) "
             + "vlan \(flow.vlan ?? 0) ms \(flow.firstTimestamp / 1_000_000)-\(flow.lastTimestamp / 1_000_000) "
             + "fwd \(flow.packetsForward)/\(flow.bytesForward) rev \(flow.packetsReverse)/\(flow.bytesReverse) "
-            + "flags \(flow.tcpFlags) end \(reason)"
+            + "flags \(flow.tcpFlagsForward)/\(flow.tcpFlagsReverse) end \(reason)"
     }
 
     @Test func recordsSurviveTheRoundTripInDatagramsAndInAFile() throws {
@@ -43,6 +43,7 @@ import Testing
         let flows = result.flowsInOrder()
         #expect(flows.contains { $0.key.source.isIPv6 } && flows.contains { $0.vlan != nil })
         #expect(flows.contains { $0.packetsReverse > 0 } && flows.contains { $0.tcpFlags & 0x01 != 0 })
+        #expect(flows.contains { $0.tcpFlagsForward != $0.tcpFlagsReverse && $0.tcpFlagsReverse != 0 })
 
         var datagrams = IPFIXEncoder(observationDomain: 7, maximumMessageSize: 1_400, templates: .everyMessage)
         var messages: [[UInt8]] = []
@@ -205,7 +206,8 @@ import Testing
             return "\(key.source) \(key.sourcePort) \(key.destination) \(destinationPort) "
                 + "\(protocolNames[key.ipProtocol, default: String(key.ipProtocol)]) "
                 + "\(flow.packetsForward) \(flow.bytesForward) \(flow.packetsReverse) \(flow.bytesReverse) "
-                + "\(flow.vlan ?? 0) \(Self.nfdumpFlags(flow.tcpFlags))"
+                // nfdump shows one set of flags: the initiator's.
+                + "\(flow.vlan ?? 0) \(Self.nfdumpFlags(flow.tcpFlagsForward))"
         }
         #expect(rows.sorted() == expected.sorted())
     }
@@ -290,7 +292,8 @@ struct IPFIXDecoder {
                         "\(source.map(String.init(describing:)) ?? "?") \(value("7")) "
                             + "\(destination.map(String.init(describing:)) ?? "?") \(value("11")) \(value("4")) "
                             + "vlan \(value("58")) ms \(value("152"))-\(value("153")) fwd \(value("2"))/\(value("1")) "
-                            + "rev \(value("r2"))/\(value("r1")) flags \(value("6")) end \(value("136"))")
+                            + "rev \(value("r2"))/\(value("r1")) flags \(value("6"))/\(value("r6")) end \(value("136"))"
+                    )
                 }
             }
             offset = end
@@ -322,13 +325,16 @@ enum TsharkFlows {
             func milliseconds(_ name: String) -> String { UInt64(field(name), radix: 16).map(String.init) ?? "?" }
             let source = record["cflow.srcaddr"] != nil ? field("cflow.srcaddr") : field("cflow.srcaddrv6")
             let destination = record["cflow.dstaddr"] != nil ? field("cflow.dstaddr") : field("cflow.dstaddrv6")
-            let flags = UInt8(field("cflow.tcpflags").dropFirst(2), radix: 16).map(String.init) ?? "?"
+            // The record holds the reverse flags first (see IPFIXEncoder.fields), then the forward ones.
+            func flags(_ index: Int) -> String {
+                UInt8(field("cflow.tcpflags", index).dropFirst(2), radix: 16).map(String.init) ?? "?"
+            }
             return "\(IPAddress(source).map(String.init(describing:)) ?? source) \(field("cflow.srcport")) "
                 + "\(IPAddress(destination).map(String.init(describing:)) ?? destination) \(field("cflow.dstport")) "
                 + "\(field("cflow.protocol")) vlan \(field("cflow.vlanid")) "
                 + "ms \(milliseconds("cflow.abstimestart"))-\(milliseconds("cflow.abstimeend")) "
                 + "fwd \(field("cflow.packets"))/\(field("cflow.octets")) "
-                + "rev \(field("cflow.packets", 1))/\(field("cflow.octets", 1)) flags \(flags) "
+                + "rev \(field("cflow.packets", 1))/\(field("cflow.octets", 1)) flags \(flags(1))/\(flags(0)) "
                 + "end \(field("cflow.flow_end_reason"))"
         }
     }
