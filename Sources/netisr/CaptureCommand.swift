@@ -69,6 +69,9 @@ struct CaptureCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the report.")
     var json = false
 
+    @Option(name: .long, help: "Conversations listed in the report's top table (by bytes).")
+    var top = 10
+
     @Flag(name: .long, help: "Show live statistics while capturing (a table on a terminal, a line otherwise).")
     var stats = false
 
@@ -81,6 +84,7 @@ struct CaptureCommand: ParsableCommand {
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
         if let count, count <= 0 { throw ValidationError("--count must be positive") }
+        guard top >= 0 else { throw ValidationError("--top must not be negative") }
         guard (1...1024).contains(blocks) else { throw ValidationError("--blocks must be 1…1024") }
         guard (128...65_536).contains(blockKiB), blockKiB.nonzeroBitCount == 1 else {
             throw ValidationError("--block-kib must be a power of two, 128…65536")
@@ -138,7 +142,7 @@ struct CaptureCommand: ParsableCommand {
             throw ExitCode(1)
         }
         try writer?.close()
-        let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result)
+        let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result, topConversations: top)
         // With the capture written to standard output, the report must not be mixed into it.
         // With the capture or the flow records on standard output, the report goes to standard error.
         if write == "-" || flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }

@@ -64,12 +64,16 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
+    @Option(name: .long, help: "Conversations listed in the report's top table (by bytes).")
+    var top = 10
+
     func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be 1…1024") }
         guard ["flow", "source", "cpu"].contains(policy) else {
             throw ValidationError("--policy is flow, source or cpu")
         }
         guard qlimit >= 0 else { throw ValidationError("--qlimit must not be negative") }
+        guard top >= 0 else { throw ValidationError("--top must not be negative") }
         guard parsedSpeed != nil else { throw ValidationError("--speed is max, realtime or a positive number") }
         if let conversations, ConversationKind(rawValue: conversations) == nil {
             throw ValidationError("--conversations is ip, ipv6, tcp or udp")
@@ -121,7 +125,7 @@ struct ReplayCommand: ParsableCommand {
             } else if json {
                 ReplayReport.json(result) + "\n"
             } else {
-                ReplayReport.text(result)
+                ReplayReport.text(result, topConversations: top)
             }
         if flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
         try flowOutput.emit(result, exporter: exporter)

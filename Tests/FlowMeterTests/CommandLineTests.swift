@@ -63,6 +63,21 @@ import Testing
         #expect(try #require(SharedFixtures.read(report)).hasPrefix("Frames:"))
     }
 
+    /// `--top N` lists N conversations, the largest first.
+    @Test func theTopTableListsAsManyConversationsAsAsked() throws {
+        let netisr = try Self.netisr()
+        for count in [0, 3, 25] {
+            let run = try #require(Shell.run("'\(netisr)' replay --quiet --top \(count)"))
+            #expect(run.status == 0)
+            let lines = run.output.split(separator: "\n", omittingEmptySubsequences: false)
+            let header = try #require(lines.firstIndex { $0.hasPrefix("proto A ") })
+            let rows = lines[(header + 1)...].prefix { !$0.isEmpty }
+            #expect(rows.count == count)
+            let bytes = rows.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+            #expect(bytes == bytes.sorted(by: >) && bytes.count == count)
+        }
+    }
+
     /// With the capture on standard output, the report goes to standard error: what comes out is
     /// a capture file and nothing else.
     @Test func aLiveCaptureWrittenToStandardOutputKeepsItsReportApart() throws {
