@@ -21,6 +21,11 @@ extension Replay {
     /// (frames rebuilt with their VLAN tag are copied to the arena instead).
     ///
     /// - Parameters:
+    ///   - interface: the interface to capture on (`eth0`, `lo`).
+    ///   - options: the ring's size, promiscuous mode, the kernel filter.
+    ///   - duration: stop after this many seconds.
+    ///   - count: stop after this many frames.
+    ///   - write: also write every frame captured here.
     ///   - fanout: one socket and reader thread per workstream in a PACKET_FANOUT hash group, each
     ///     reader running its workstream's handlers directly; otherwise one reader dispatching to
     ///     the workstreams by flow (the default).
