@@ -159,6 +159,14 @@ struct FlowTable {
         records.withUnsafeBufferPointer { prefetch($0, row) }
     }
 
+    /// The row of `flow`'s record (either direction, same VLAN), if it has one.
+    @inline(__always)
+    private func row(of flow: FlowKey, vlan: UInt16?, hash: UInt64) -> Int? {
+        let reversed = flow.reversed
+        return index.find(
+            hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
+    }
+
     /// `count` for a table with timeouts: a packet that ends its flow's record keeps that record
     /// as finished and starts the flow's next record as its first packet (the conversation-row
     /// links stay: they name the flow's conversations, not the record). A function of its own, so
@@ -169,11 +177,7 @@ struct FlowTable {
         _ flow: FlowKey, vlan: UInt16?, hash: UInt64, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
         workstream: Int
     ) -> Int {
-        let reversed = flow.reversed
-        guard
-            let row = index.find(
-                hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
-        else {
+        guard let row = row(of: flow, vlan: vlan, hash: hash) else {
             return count(
                 flow, vlan: vlan, hash: hash, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
                 workstream: workstream)
@@ -200,10 +204,7 @@ struct FlowTable {
         _ flow: FlowKey, vlan: UInt16?, hash: UInt64, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
         workstream: Int
     ) -> Int {
-        let reversed = flow.reversed
-        if let at = index.find(
-            hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
-        {
+        if let at = row(of: flow, vlan: vlan, hash: hash) {
             let forward = records[at].key == flow
             records[at].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return at

@@ -58,24 +58,24 @@ struct FlowOutputOptions: ParsableArguments {
         }
     }
 
-    /// Writes the flow file and sends the records to the collector, as asked.
+    /// Writes the flow file and sends the records to the collector, as asked (sorted once for both).
     func emit(_ result: ReplayResult, exporter: consuming IPFIXExporter?) throws {
+        guard flows != nil || export != nil else { return }
+        let ordered = result.flowsInOrder()
         let exportTime = UInt32(clamping: time(nil))
         if let flows {
             if flows.hasSuffix(".ipfix") {
                 var encoder = IPFIXEncoder(templates: .firstMessage)
                 try writeFile(flows) { file in
-                    try encoder.encode(result.flowsInOrder(), exportTime: exportTime) { message, _ in
-                        try file.write(message)
-                    }
+                    try encoder.encode(ordered, exportTime: exportTime) { message, _ in try file.write(message) }
                 }
             } else {
-                let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(result) : ReplayReport.flowsCSV(result)
+                let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(ordered) : ReplayReport.flowsCSV(ordered)
                 try writeFile(flows) { try $0.write(text) }
             }
         }
         guard var exporter else { return }
-        let summary = exporter.export(result.flowsInOrder(), exportTime: exportTime)
+        let summary = exporter.export(ordered, exportTime: exportTime)
         standardError(
             "netisr: exported \(summary.records) flow records in \(summary.datagrams) IPFIX datagrams to "
                 + exporter.destination)

@@ -102,7 +102,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, Custom
         }
         func dottedQuad(_ value: UInt64) {
             decimal(value >> 24 & 0xFF)
-            for shift: UInt64 in [16, 8, 0] {
+            for shift in stride(from: UInt64(16), through: 0, by: -8) {
                 text.append(UInt8(ascii: "."))
                 decimal(value >> shift & 0xFF)
             }
@@ -132,7 +132,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, BitwiseCopyable, Custom
                 if index != range.lowerBound { text.append(UInt8(ascii: ":")) }
                 let value = group(index)
                 var started = false
-                for shift: UInt16 in [12, 8, 4, 0] {
+                for shift in stride(from: UInt16(12), through: 0, by: -4) {
                     let nibble = UInt8(truncatingIfNeeded: value >> shift & 0xF)
                     guard started || nibble != 0 || shift == 0 else { continue }
                     started = true
