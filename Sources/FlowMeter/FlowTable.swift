@@ -5,7 +5,10 @@
 // With timeouts (`FlowTimeouts`, NetFlow's idle and active timeouts, on capture time), a packet that
 // finds its flow idle too long, or the flow's record older than the active timeout, closes that
 // record (kept in `finished`) and starts the flow's next record, as its first packet: a long flow
-// gives a record per active period, a flow that pauses a record per burst.
+// gives a record per active period, a flow that pauses a record per burst. A live capture that
+// exports as it goes also sweeps the table (`sweep`): records whose timeout has passed by the
+// clock end without waiting for a packet, and stay in their rows empty (no packets) until the
+// flow's next packet starts its next record.
 
 import PacketWire
 
@@ -135,6 +138,8 @@ struct FlowTable {
     private var index = RowIndex()
     /// Records their flow's timeouts ended (empty without timeouts).
     var finished = TableArray<FlowRecord>()
+    /// Whether a sweep has left empty records (no packets) in `records`.
+    private var hasEmptyRecords = false
     let timeouts: FlowTimeouts
 
     init(timeouts: FlowTimeouts = FlowTimeouts()) {
@@ -182,20 +187,53 @@ struct FlowTable {
                 flow, vlan: vlan, hash: hash, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
                 workstream: workstream)
         }
-        let expiry = records[row].expiry(at: timestamp, timeouts)
-        guard expiry != .none else {
+        // A record a sweep emptied has ended already: this packet starts the next one.
+        let emptied = records[row].packets == 0
+        let expiry = emptied ? .none : records[row].expiry(at: timestamp, timeouts)
+        guard emptied || expiry != .none else {
             let forward = records[row].key == flow
             records[row].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return row
         }
-        finished.append(records[row])
-        finished[finished.count - 1].expiry = expiry
+        if !emptied {
+            finished.append(records[row])
+            finished[finished.count - 1].expiry = expiry
+        }
         records[row].key = flow
         (records[row].firstTimestamp, records[row].lastTimestamp) = (timestamp, timestamp)
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
         (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
         (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (tcpFlags, 0)
         return row
+    }
+
+    /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the
+    /// idle timeout or that is older than the active timeout, and moves those and the records
+    /// packets ended (`finished`) to `ended`. Each record ended here stays in its row, empty (no
+    /// packets), for the flow's next packet. Nothing happens without timeouts.
+    mutating func sweep(now: UInt64, into ended: inout [FlowRecord]) {
+        guard expires else { return }
+        for record in finished { ended.append(record) }
+        finished = TableArray()
+        for row in 0..<records.count where records[row].packets > 0 {
+            let expiry = records[row].expiry(at: now, timeouts)
+            guard expiry != .none else { continue }
+            var record = records[row]
+            record.expiry = expiry
+            ended.append(record)
+            (records[row].packetsForward, records[row].bytesForward) = (0, 0)
+            (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
+            (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (0, 0)
+            hasEmptyRecords = true
+        }
+    }
+
+    /// The records still open: `records` without those a sweep left empty.
+    var openRecords: TableArray<FlowRecord> {
+        guard hasEmptyRecords else { return records }
+        var open = TableArray<FlowRecord>()
+        for record in records where record.packets > 0 { open.append(record) }
+        return open
     }
 
     /// Counts a packet of `flow` (`hash` from `FlowTable.hash`); returns its record's row.

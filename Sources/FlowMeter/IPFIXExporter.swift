@@ -12,7 +12,7 @@
 #endif
 
 /// Sends flow records as IPFIX over UDP.
-public struct IPFIXExporter: ~Copyable {
+public struct IPFIXExporter: ~Copyable, Sendable {
     /// The collector as given (`host:port` or `[ipv6]:port`).
     public let destination: String
     private let socket: Int32

@@ -32,12 +32,15 @@ extension Replay {
     ///   - metrics: serve Prometheus metrics (engine counters, drops, kernel counters, queueing
     ///     delay per protocol) on this address while capturing.
     ///   - liveView: called from the (first) reader thread every `interval` seconds.
+    ///   - flowExport: export flow records as the configuration's `flowTimeouts` end them, every
+    ///     `flowExport.interval` seconds, instead of leaving them in the result (the result then
+    ///     holds the records still open, and counts the others in `flowsExportedDuringCapture`).
     ///   - ready: called once the sockets receive, with their number and link type, before the
     ///     first read.
     public func run(
         interface: String, options: LiveCaptureOptions = LiveCaptureOptions(), duration: Double? = nil,
         count: Int? = nil, write: CaptureWriter? = nil, fanout: Bool = false,
-        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil,
+        metrics: (host: String, port: UInt16)? = nil, liveView: LiveView? = nil, flowExport: LiveFlowExport? = nil,
         ready: ((_ sockets: Int, _ linkType: LinkType) -> Void)? = nil
     ) throws -> ReplayResult {
         if fanout && write != nil {
@@ -48,7 +51,7 @@ extension Replay {
             sessionConfiguration.ordering = "reader"
             sessionConfiguration.dispatch = .direct
         }
-        let session = try Session(sessionConfiguration, measureDelays: true)
+        let session = try Session(sessionConfiguration, measureDelays: true, flowExport: flowExport)
         let captures =
             fanout
             ? try LiveCapture.fanout(interface: interface, options: options, sockets: session.workstreams)
@@ -89,6 +92,7 @@ extension Replay {
             var blocks: [(block: Int, issued: Int)] = []
         }
         let held = captures.map { _ in HeldBlocks() }
+        let exportThread = session.flowExport?.start()
         let helpers = (1..<captures.count).map { reader in
             ThreadHandle { [self] in
                 held[reader].blocks = readLoop(
@@ -106,6 +110,8 @@ extension Replay {
         if let failure = writeError as? CaptureError { errors.append(ReplayError(file: "--write", error: failure)) }
         let result = session.finish(
             errors: errors, kernelDrops: Int(status.kernel.dropped), cancelled: cancelled.load(ordering: .relaxed))
+        // The engine has stopped: no sweep runs any more; what the last ones ended goes out now.
+        if let exportThread { session.flowExport?.stop(exportThread) }
         // The engine has stopped and drained: every packet is released; the blocks can go back.
         for (reader, capture) in captures.enumerated() {
             for entry in held[reader].blocks { capture.release(block: entry.block) }
@@ -128,6 +134,7 @@ extension Replay {
         let arena = reader == 0 ? session.arena : PacketArena(chunks: 2, workstreams: session.workstreams)
         defer { if reader != 0 { arena.drain() } }
         var nextView = limits.started + (liveView?.interval ?? .infinity)
+        var nextSweep = limits.started + (session.flowExport?.interval ?? .infinity)
         var talkers = FlowTable()
         /// For the live view: wire bytes per workstream × protocol since the last block.
         var protocolBytes = [Int](
@@ -184,6 +191,10 @@ extension Replay {
             if countRates { status.addProtocolBytes(&protocolBytes) }
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
+            if let flowExport = session.flowExport, now >= nextSweep {
+                nextSweep = now + flowExport.interval
+                sweepFlows(flowExport, reader: reader, session: session)
+            }
             if let liveView, now >= nextView {
                 nextView = now + liveView.interval
                 let top = talkers.records.sorted { $0.bytes > $1.bytes }.prefix(5).map { $0 }
@@ -198,6 +209,24 @@ extension Replay {
         }
         session.engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: session.whenFull)
         return held
+    }
+
+    /// Has the flow tables swept on the threads that own them: a fanout reader sweeps its own
+    /// workstream's, the single reader every workstream's — itself when the handlers run in it
+    /// (direct dispatch), otherwise by scheduling each worker's sweep protocol.
+    private func sweepFlows(_ export: LiveFlowExport, reader: Int, session: Session) {
+        if session.readerOrdered {
+            export.sweep(session.accounts.workstreams + reader)
+            return
+        }
+        guard reader == 0 else { return }
+        for workstream in 0..<session.workstreams {
+            if session.sweepsInReaders {
+                export.sweep(session.accounts.workstreams + workstream)
+            } else {
+                session.engine.schedule(ReplayProtocol.flowSweep, workstream: workstream)
+            }
+        }
     }
 
     /// Gives back, oldest first, the held blocks whose packets have all been released.

@@ -120,8 +120,15 @@ public final class Replay: Sendable {
         /// Network-layer frames go to workstreams by their flow's address hash (flow or cpu ordering).
         let placedByAddresses: Bool
         let started = ContinuousClock.now
+        /// Exports flow records as they end (live captures only).
+        let flowExport: LiveFlowExport?
+        /// Whether the ip handlers run in the reader threads (direct dispatch): flow tables are
+        /// then swept there, not on the workers.
+        let sweepsInReaders: Bool
 
-        init(_ configuration: ReplayConfiguration, measureDelays: Bool = false) throws(NetISRError) {
+        init(_ configuration: ReplayConfiguration, measureDelays: Bool = false, flowExport: LiveFlowExport? = nil)
+            throws(NetISRError)
+        {
             var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
             engineConfiguration.dispatchPolicy = configuration.dispatch
             engineConfiguration.bindThreads = configuration.bindThreads
@@ -144,9 +151,11 @@ public final class Replay: Sendable {
                 default: .flow()
                 }
             whenFull = configuration.dropWhenFull ? .drop : .wait
+            self.flowExport = flowExport
+            sweepsInReaders = configuration.dispatch == .direct
             try ReplayRegistration.register(
                 on: engine, accounts: accounts, ordering: ordering, etherOrdering: readerOrdered ? ordering : .source,
-                queueLimit: configuration.queueLimit, whenFull: whenFull)
+                queueLimit: configuration.queueLimit, whenFull: whenFull, flowExport: flowExport)
             arena = PacketArena(workstreams: workstreams)
             try engine.start()
         }
@@ -161,7 +170,8 @@ public final class Replay: Sendable {
                 accounts: accounts, placedByAddresses: placedByAddresses, snapshot: engine.snapshot(), errors: errors,
                 elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
-                cancelled: cancelled, kernelDrops: kernelDrops, filter: filter)
+                cancelled: cancelled, kernelDrops: kernelDrops, filter: filter,
+                flowsExported: flowExport?.sweptCount ?? 0)
         }
     }
 

@@ -19,6 +19,9 @@ enum ReplayProtocol {
     static let arp: ProtocolNumber = 7
     static let ether: ProtocolNumber = 9
     static let ip6: ProtocolNumber = 10
+    /// A queue-less protocol (a software interrupt) whose handler sweeps its workstream's flow
+    /// table for a live export; registered only then.
+    static let flowSweep: ProtocolNumber = 15
 
     static func linkType(of packet: borrowing Packet) -> LinkType { LinkType(rawValue: packet.sourceID & 0xFFFF) }
     static func sourceID(linkType: LinkType, file: Int) -> UInt32 {
@@ -106,7 +109,7 @@ final class EtherForwarder: @unchecked Sendable {
 enum ReplayRegistration {
     static func register(
         on engine: NetISR, accounts: ReplayAccounts, ordering: OrderingPolicy, etherOrdering: OrderingPolicy,
-        queueLimit: Int, whenFull: QueueFullAction
+        queueLimit: Int, whenFull: QueueFullAction, flowExport: LiveFlowExport? = nil
     ) throws(NetISRError) {
         let forwarders = (0..<accounts.count).map { _ in EtherForwarder() }
         try engine.register(
@@ -174,6 +177,18 @@ enum ReplayRegistration {
                         timestamp: packet.timestamp)
                     accounts.workstreams[workstream].countLayers(.arp, .none)
                 }
+            })
+        if let flowExport { try registerFlowSweep(on: engine, accounts: accounts, export: flowExport) }
+    }
+
+    /// The flow sweep's software interrupt: `engine.schedule(ReplayProtocol.flowSweep, workstream:)`
+    /// runs it on that workstream's worker, between its other handler calls.
+    private static func registerFlowSweep(on engine: NetISR, accounts: ReplayAccounts, export: LiveFlowExport)
+        throws(NetISRError)
+    {
+        try engine.register(
+            ProtocolRegistration(name: "flowswp", number: ReplayProtocol.flowSweep, hasQueue: false) { burst in
+                export.sweep(accounts.workstreams + burst.workstreamID)
             })
     }
 

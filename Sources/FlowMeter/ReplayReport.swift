@@ -72,7 +72,11 @@ public enum ReplayReport {
         out +=
             "\(result.conversations[.udp, default: []].count) UDP, \(result.conversations[.ip, default: []].count) IPv4, "
         out += "\(result.conversations[.ipv6, default: []].count) IPv6; \(result.flowCount) "
-        out += (result.flowTimeouts.areSet ? "flow records, " + timeoutsText(result.flowTimeouts) : "flows") + "):\n"
+        out += (result.flowTimeouts.areSet ? "flow records, " + timeoutsText(result.flowTimeouts) : "flows")
+        if result.flowsExportedDuringCapture > 0 {
+            out += "; \(result.flowsExportedDuringCapture) exported as they ended"
+        }
+        out += "):\n"
         out +=
             pad("proto", 6) + pad("A", 44) + pad("B", 44) + pad("frames", 9, right: true)
             + pad("bytes", 12, right: true) + "\n"
@@ -241,6 +245,7 @@ public enum ReplayReport {
                     ConversationKind.allCases.map { ($0.rawValue, .int(result.conversations[$0, default: []].count)) })
             ),
             ("flows", .int(result.flowCount)),
+            ("flows_exported_during_capture", .int(result.flowsExportedDuringCapture)),
             (
                 "flow_timeouts",
                 .object([

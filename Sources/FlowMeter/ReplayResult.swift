@@ -28,8 +28,10 @@ public struct ReplayResult: Sendable {
     /// Flow records, unordered (each workstream's in order of first packet, one workstream after
     /// another): handing them over costs no copy. `flowsInOrder()` sorts them.
     public let flows: TableRows<FlowRecord>
-    /// How many flow records there are.
-    public var flowCount: Int { flows.count }
+    /// Flow records a live export sent during the capture (`LiveFlowExport`); not in `flows`.
+    public let flowsExportedDuringCapture: Int
+    /// How many flow records there are: those in `flows` and those exported during the capture.
+    public var flowCount: Int { flows.count + flowsExportedDuringCapture }
     /// The timeouts that ended flow records early (none by default).
     public let flowTimeouts: FlowTimeouts
     /// Frames of unsupported link types, by link type.
@@ -62,7 +64,11 @@ public struct ReplayResult: Sendable {
     ///
     /// Sorts (time, position) pairs and looks at whole records only to break ties of time: moving
     /// 16-byte pairs instead of 128-byte records took a 100k-flow sort from about 28 to 4 ms.
-    public func flowsInOrder() -> [FlowRecord] {
+    public func flowsInOrder() -> [FlowRecord] { Self.inOrder(flows) }
+
+    /// `flows` in `flowsInOrder()`'s order (records sent by a live export, say).
+    public static func inOrder<Records: RandomAccessCollection<FlowRecord>>(_ flows: Records) -> [FlowRecord]
+    where Records.Index == Int {
         var order = flows.enumerated().map { (time: $0.element.firstTimestamp, position: $0.offset) }
         order.sort { left, right in
             if left.time != right.time { return left.time < right.time }
@@ -78,7 +84,7 @@ public struct ReplayResult: Sendable {
     init(
         accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
         elapsedNanoseconds: UInt64,
-        cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil
+        cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0
     ) {
         let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }
@@ -109,7 +115,8 @@ public struct ReplayResult: Sendable {
         self.conversations = conversations
         let flowTables = accounts.take(\.flows, leaving: FlowTable())
         flowTimeouts = flowTables.first?.timeouts ?? FlowTimeouts()
-        flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.records] })
+        flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.openRecords] })
+        flowsExportedDuringCapture = flowsExported
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }

@@ -98,6 +98,18 @@ struct CaptureCommand: ParsableCommand {
         }
     }
 
+    /// What tcpdump says when it starts, and how many sockets read.
+    static func listening(on interface: String, sockets: Int, linkType: LinkType) -> String {
+        let name: String =
+            switch linkType {
+            case .ethernet: "EN10MB (Ethernet)"
+            case .raw: "RAW (Raw IP)"
+            default: "LINUX_SLL2 (Linux cooked v2)"
+            }
+        let fanout = sockets > 1 ? ", \(sockets) sockets in a fanout group" : ""
+        return "netisr: listening on \(interface), link-type \(name)\(fanout)"
+    }
+
     func metricsEndpoint(_ text: String) -> (host: String, port: UInt16)? {
         let parts = text.split(separator: ":")
         guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
@@ -111,7 +123,7 @@ struct CaptureCommand: ParsableCommand {
         configuration.queueLimit = qlimit
         configuration.dropWhenFull = drop
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
-        configuration.flowTimeouts = flowOutput.timeouts
+        configuration.flowTimeouts = flowOutput.liveTimeouts
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
         var options = LiveCaptureOptions()
@@ -119,20 +131,17 @@ struct CaptureCommand: ParsableCommand {
         options.blockCount = blocks
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
-        let exporter = try flowOutput.connect()
+        let export = try flowOutput.connectLive()
         let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
         let result: ReplayResult
         do {
             result = try Replay(configuration).run(
                 interface: interface, options: options, duration: duration, count: count, write: writer,
                 fanout: fanout, metrics: metrics.flatMap(metricsEndpoint),
-                liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil
+                liveView: stats ? LiveStatisticsView(interface: interface, interval: interval).view : nil,
+                flowExport: export
             ) { [interface] sockets, linkType in
-                standardError(
-                    "netisr: listening on \(interface), link-type "
-                        + (linkType == .ethernet
-                            ? "EN10MB (Ethernet)" : linkType == .raw ? "RAW (Raw IP)" : "LINUX_SLL2 (Linux cooked v2)")
-                        + (sockets > 1 ? ", \(sockets) sockets in a fanout group" : ""))
+                standardError(Self.listening(on: interface, sockets: sockets, linkType: linkType))
             }
         } catch let error as CaptureError {
             standardError("netisr: \(error.message)")
@@ -146,6 +155,10 @@ struct CaptureCommand: ParsableCommand {
         // With the capture written to standard output, the report must not be mixed into it.
         // With the capture or the flow records on standard output, the report goes to standard error.
         if write == "-" || flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
-        try flowOutput.emit(result, exporter: exporter)
+        if let export {
+            try flowOutput.emit(result, liveExport: export)
+        } else {
+            try flowOutput.emit(result, exporter: nil)
+        }
     }
 }

@@ -20,7 +20,8 @@ struct FlowOutputOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Send flow records to an IPFIX collector over UDP at the end (nfcapd -p PORT, for instance).",
+            "Send flow records to an IPFIX collector over UDP (nfcapd -p PORT, for instance): at the end of a replay; "
+                + "during a capture, as their timeouts end them (idle 15 s and active 1800 s unless given).",
             valueName: "host:port"))
     var export: String?
 
@@ -49,6 +50,27 @@ struct FlowOutputOptions: ParsableArguments {
     /// The timeouts asked for.
     var timeouts: FlowTimeouts { FlowTimeouts(idle: idleTimeout, active: activeTimeout) }
 
+    /// A live capture's timeouts: with `--export` and none given, Cisco NetFlow's defaults (15 s
+    /// idle, 30 min active), so that records go out while the capture runs.
+    var liveTimeouts: FlowTimeouts {
+        export != nil && idleTimeout == nil && activeTimeout == nil ? FlowTimeouts(idle: 15, active: 1_800) : timeouts
+    }
+
+    /// For a live capture: the collector connected, exporting records as they end (kept for
+    /// `--flows` when that is given too).
+    func connectLive() throws -> LiveFlowExport? {
+        guard let exporter = try connect() else { return nil }
+        return LiveFlowExport(exporter: exporter, keepsRecords: flows != nil)
+    }
+
+    /// After a live capture: sends the records still open to the collector and writes the flow
+    /// file with every record, sent during the capture or now.
+    func emit(_ result: ReplayResult, liveExport: LiveFlowExport) throws {
+        liveExport.send(result.flowsInOrder())
+        if let flows { try writeFlows(ReplayResult.inOrder(liveExport.sentRecords), to: flows) }
+        try report(liveExport.summary, destination: liveExport.destination)
+    }
+
     /// Connects to the collector before any packet is read, so a bad address fails at once.
     func connect() throws -> IPFIXExporter? {
         guard let export else { return nil }
@@ -62,23 +84,31 @@ struct FlowOutputOptions: ParsableArguments {
     func emit(_ result: ReplayResult, exporter: consuming IPFIXExporter?) throws {
         guard flows != nil || export != nil else { return }
         let ordered = result.flowsInOrder()
-        let exportTime = UInt32(clamping: time(nil))
-        if let flows {
-            if flows.hasSuffix(".ipfix") {
-                var encoder = IPFIXEncoder(templates: .firstMessage)
-                try writeFile(flows) { file in
-                    try encoder.encode(ordered, exportTime: exportTime) { message, _ in try file.write(message) }
-                }
-            } else {
-                let text = flows.hasSuffix(".json") ? ReplayReport.flowsJSON(ordered) : ReplayReport.flowsCSV(ordered)
-                try writeFile(flows) { try $0.write(text) }
-            }
-        }
+        if let flows { try writeFlows(ordered, to: flows) }
         guard var exporter else { return }
-        let summary = exporter.export(ordered, exportTime: exportTime)
+        try report(exporter.export(ordered, exportTime: UInt32(clamping: time(nil))), destination: exporter.destination)
+    }
+
+    /// Writes `ordered` to `path` as its extension asks.
+    private func writeFlows(_ ordered: [FlowRecord], to path: String) throws {
+        if path.hasSuffix(".ipfix") {
+            var encoder = IPFIXEncoder(templates: .firstMessage)
+            try writeFile(path) { file in
+                try encoder.encode(ordered, exportTime: UInt32(clamping: time(nil))) { message, _ in
+                    try file.write(message)
+                }
+            }
+        } else {
+            let text = path.hasSuffix(".json") ? ReplayReport.flowsJSON(ordered) : ReplayReport.flowsCSV(ordered)
+            try writeFile(path) { try $0.write(text) }
+        }
+    }
+
+    /// Says what an export sent; a failure also exits with status 1.
+    private func report(_ summary: IPFIXExportSummary, destination: String) throws {
         standardError(
-            "netisr: exported \(summary.records) flow records in \(summary.datagrams) IPFIX datagrams to "
-                + exporter.destination)
+            "netisr: exported \(summary.records) flow records in \(summary.datagrams) IPFIX datagrams to \(destination)"
+        )
         if let error = summary.firstError {
             standardError(
                 "netisr: --export \(error) (\(summary.failedDatagrams) datagrams of \(summary.failedRecords) records not sent)"

@@ -1,0 +1,126 @@
+// LiveFlowExport: sends flow records to an IPFIX collector while a live capture runs, as a NetFlow
+// probe does (softflowd, nfprobe), instead of all of them when the capture stops.
+//
+// Every `interval` seconds the capture has each workstream sweep its flow table (`FlowTable.sweep`)
+// on the thread that owns it: through a queue-less protocol the reader schedules on every
+// workstream (deferred and hybrid dispatch), or in the reader itself where the handlers run there
+// (direct dispatch, fanout). A sweep moves the records that ended — by a packet or by the clock —
+// into the shared outbox; this object's thread takes the outbox and sends it. The outbox mutex is
+// taken once per sweep and once per send, never per packet. Sent records are let go unless kept for
+// a flow file (`keepsRecords`), so a long capture's memory holds the open flows only.
+
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Exports flow records over IPFIX as their timeouts end them, during a live capture.
+///
+/// ```swift
+/// var configuration = ReplayConfiguration()
+/// configuration.flowTimeouts = FlowTimeouts(idle: 15, active: 1800)
+/// let export = LiveFlowExport(exporter: try IPFIXExporter(destination: "127.0.0.1:9995"))
+/// let result = try Replay(configuration).run(interface: "eth0", duration: 60, flowExport: export)
+/// export.send(result.flowsInOrder())  // the records still open at the end
+/// ```
+public final class LiveFlowExport: Sendable {
+    /// Seconds between sweeps.
+    public let interval: Double
+    /// The collector as given.
+    public let destination: String
+    /// Whether sent records are kept (`sentRecords`), for a flow file written at the end.
+    public let keepsRecords: Bool
+
+    private struct Sender: ~Copyable {
+        var exporter: IPFIXExporter
+        var summary = IPFIXExportSummary()
+        var kept: [FlowRecord] = []
+    }
+
+    private let sender: Mutex<Sender>
+    private let outbox = Mutex<[FlowRecord]>([])
+    private let stopping = Atomic<Bool>(false)
+    private let sweptRecords = Atomic<Int>(0)
+
+    /// Exports through `exporter`, sweeping every `interval` seconds (at least 10 ms).
+    public init(exporter: consuming IPFIXExporter, interval: Double = 1, keepsRecords: Bool = false) {
+        destination = exporter.destination
+        self.interval = max(interval, 0.01)
+        self.keepsRecords = keepsRecords
+        sender = Mutex(Sender(exporter: exporter))
+    }
+
+    /// Sends `flows` now (the records still open when the capture stopped, say).
+    public func send(_ flows: [FlowRecord]) {
+        sender.withLock { sender in
+            let sent = sender.exporter.export(flows, exportTime: UInt32(clamping: time(nil)))
+            sender.summary.add(sent)
+            if keepsRecords { sender.kept.append(contentsOf: flows) }
+        }
+    }
+
+    /// Everything sent so far.
+    public var summary: IPFIXExportSummary { sender.withLock { $0.summary } }
+
+    /// The records sent so far, when kept.
+    public var sentRecords: [FlowRecord] { sender.withLock { $0.kept } }
+
+    /// Records that sweeps ended during the capture (sent, or in the outbox until the next send).
+    var sweptCount: Int { sweptRecords.load(ordering: .relaxed) }
+
+    /// The wall clock in ns since the epoch: the time base of a live capture's timestamps.
+    static func now() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    /// Sweeps one workstream's flow table into the outbox. Only on the thread that runs that
+    /// workstream's handlers.
+    func sweep(_ accounts: UnsafeMutablePointer<TrafficAccounts>, now: UInt64 = LiveFlowExport.now()) {
+        var ended: [FlowRecord] = []
+        accounts.pointee.flows.sweep(now: now, into: &ended)
+        guard !ended.isEmpty else { return }
+        sweptRecords.wrappingAdd(ended.count, ordering: .relaxed)
+        outbox.withLock { $0.append(contentsOf: ended) }
+    }
+
+    /// Starts the thread that sends the outbox every `interval`.
+    func start() -> ThreadHandle {
+        ThreadHandle { [self] in
+            while !stopping.load(ordering: .relaxed) {
+                let due = Self.now() + UInt64(interval * 1e9)
+                while !stopping.load(ordering: .relaxed) && Self.now() < due { usleep(10_000) }
+                sendOutbox()
+            }
+        }
+    }
+
+    /// Stops the thread `start` returned and sends what the sweeps left in the outbox.
+    func stop(_ thread: ThreadHandle) {
+        stopping.store(true, ordering: .relaxed)
+        thread.join()
+        sendOutbox()
+    }
+
+    private func sendOutbox() {
+        let ended = outbox.withLock { outbox in
+            let taken = outbox
+            outbox = []
+            return taken
+        }
+        if !ended.isEmpty { send(ended) }
+    }
+}
+
+extension IPFIXExportSummary {
+    /// Adds another export's counts (keeping the first error).
+    mutating func add(_ other: IPFIXExportSummary) {
+        datagrams += other.datagrams
+        records += other.records
+        failedDatagrams += other.failedDatagrams
+        failedRecords += other.failedRecords
+        if firstError == nil { firstError = other.firstError }
+    }
+}

@@ -1,0 +1,156 @@
+// A live export (`capture --export`): flow records leave for the collector while the capture runs,
+// as their timeouts end them — found by a sweep, without waiting for another packet — and no
+// packet is lost or counted twice between the records sent during the capture and those sent at
+// its end. The sweep itself is checked on a flow table directly; the live tests need root
+// (CAP_NET_RAW) and skip with a message otherwise (CI runs as root).
+
+import NetISR
+import PacketWire
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import FlowMeter
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct LiveFlowExportTests {
+    static let second: UInt64 = 1_000_000_000
+
+    static func flow(_ port: UInt16) -> FlowKey {
+        FlowKey(
+            source: IPAddress("10.0.0.1")!, destination: IPAddress("10.0.0.2")!, sourcePort: port, destinationPort: 53,
+            ipProtocol: 17)
+    }
+
+    static func count(_ table: inout FlowTable, _ flow: FlowKey, at seconds: Double, length: Int = 100) {
+        let timestamp = UInt64(seconds * 1e9)
+        _ = table.countWithTimeouts(
+            flow, vlan: nil, hash: FlowTable.hash(flow, vlan: nil), wireLength: length, timestamp: timestamp,
+            tcpFlags: 0, workstream: 0)
+    }
+
+    @Test func aSweepEndsIdleAndOldRecordsAndTheirFlowsStartAgain() {
+        var table = FlowTable(timeouts: FlowTimeouts(idle: 10, active: 100))
+        let (quiet, busy, late) = (Self.flow(1), Self.flow(2), Self.flow(3))
+        Self.count(&table, quiet, at: 0)
+        for seconds in stride(from: 0.0, through: 96, by: 8) { Self.count(&table, busy, at: seconds) }
+        Self.count(&table, late, at: 100)
+        var ended: [FlowRecord] = []
+        table.sweep(now: 101 * Self.second, into: &ended)
+        // `quiet` idled out; `busy` (never idle 10 s) outlived the active timeout; `late` is open.
+        #expect(ended.map(\.key) == [quiet, busy])
+        #expect(ended.map(\.expiry) == [.idleTimeout, .activeTimeout])
+        #expect(ended.map(\.packets) == [1, 13])
+        #expect(table.openRecords.map(\.key) == [late])
+        // A swept flow's next packet starts a record; it does not end the empty one again.
+        Self.count(&table, quiet, at: 106)
+        Self.count(&table, quiet, at: 107)
+        #expect(table.finished.isEmpty)
+        #expect(table.openRecords.map(\.key) == [quiet, late])
+        #expect(table.openRecords.first?.packets == 2)
+        #expect(table.openRecords.first?.firstTimestamp == 106 * Self.second)
+        // A sweep also hands over the records packets ended, once.
+        Self.count(&table, late, at: 120)
+        #expect(table.finished.count == 1)
+        var next: [FlowRecord] = []
+        table.sweep(now: 110 * Self.second, into: &next)
+        #expect(next.map(\.key) == [late] && next.map(\.expiry) == [.idleTimeout] && table.finished.isEmpty)
+        #expect(table.openRecords.map(\.key) == [quiet, late])
+        // Without timeouts a sweep ends nothing.
+        var plain = FlowTable()
+        plain.count(
+            quiet, vlan: nil, hash: FlowTable.hash(quiet, vlan: nil), wireLength: 1, timestamp: 0, tcpFlags: 0,
+            workstream: 0)
+        var none: [FlowRecord] = []
+        plain.sweep(now: .max, into: &none)
+        #expect(none.isEmpty && plain.openRecords.count == 1)
+    }
+
+    /// Datagrams to 127.0.0.1:`port` from one socket (one flow): `first`, then after `pause`
+    /// microseconds `second` more.
+    static func sendBursts(_ first: Int, _ second: Int, to port: UInt16, after delay: useconds_t, pause: useconds_t) {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(descriptor) }
+        let payload = [UInt8](repeating: 0x17, count: 64)
+        usleep(delay)
+        for count in [first, second] {
+            for _ in 0..<count {
+                _ = Loopback.withAddress(port: port) { sendto(descriptor, payload, payload.count, 0, $0, $1) }
+            }
+            usleep(pause)
+        }
+    }
+
+    static func realtime() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * second + UInt64(now.tv_nsec)
+    }
+
+    @Test(arguments: [(DispatchPolicy.deferred, false), (.direct, false), (.hybrid, false), (.deferred, true)])
+    func recordsLeaveAsTheyEndWhileTheCaptureRuns(dispatch: DispatchPolicy, fanout: Bool) throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let collector = try #require(UDPCollector())
+        defer { close(collector.socket) }
+        let port =
+            UInt16(20_000 + getpid() % 10_000) + UInt16(dispatch == .direct ? 1 : dispatch == .hybrid ? 2 : 0)
+            + (fanout ? 3 : 0)
+        var configuration = ReplayConfiguration()
+        configuration.threads = 2
+        configuration.dispatch = dispatch
+        configuration.flowTimeouts = FlowTimeouts(idle: 0.3, active: 60)
+        let export = LiveFlowExport(
+            exporter: try IPFIXExporter(destination: "127.0.0.1:\(collector.port)"), interval: 0.1, keepsRecords: true)
+        let received = Mutex<[(time: UInt64, bytes: [UInt8])]>([])
+        let listening = Atomic<Bool>(true)
+        let listener = TestThread {
+            while listening.load(ordering: .relaxed) {
+                for datagram in collector.receive(count: 1) {
+                    received.withLock { $0.append((Self.realtime(), datagram)) }
+                }
+            }
+        }
+        let sender = TestThread { Self.sendBursts(20, 30, to: port, after: 300_000, pause: 900_000) }
+        let result = try Replay(configuration).run(interface: "lo", duration: 2.2, fanout: fanout, flowExport: export)
+        let captureEnded = Self.realtime()
+        sender.join()
+        export.send(result.flowsInOrder())
+        usleep(200_000)
+        listening.store(false, ordering: .relaxed)
+        listener.join()
+
+        // Our flow's records as the collector decoded them, with when each arrived.
+        var decoder = IPFIXDecoder()
+        var ours: [(time: UInt64, fields: [Substring])] = []
+        for datagram in received.withLock({ $0 }) {
+            let decoded = decoder.decode(datagram.bytes)
+            let message = try #require(decoded)
+            for record in message.records {
+                let fields = record.split(separator: " ")
+                if fields[3] == "\(port)" { ours.append((datagram.time, fields)) }
+            }
+        }
+        // Two bursts 0.9 s apart with a 0.3 s idle timeout: two records, 20 then 30 packets; the
+        // first ended idle and reached the collector before the capture stopped.
+        #expect(ours.map { $0.fields[10].split(separator: "/").first.map(String.init) } == ["20", "30"])
+        #expect(ours.first?.fields.last == "1")
+        #expect(ours.first.map { $0.time < captureEnded } == true)
+        // Every record went out once; the count adds up.
+        let summary = export.summary
+        #expect(summary.failedDatagrams == 0 && summary.firstError == nil)
+        #expect(summary.records == export.sentRecords.count)
+        #expect(result.flowsExportedDuringCapture > 0)
+        #expect(result.flowCount == result.flows.count + result.flowsExportedDuringCapture)
+        #expect(export.sentRecords.count == result.flowCount)
+        #expect(result.snapshot.totals.offered == result.snapshot.totals.accountedFor)
+        let udpFrames = result.conversations[.udp, default: []].filter { $0.portB == port }.reduce(0) { $0 + $1.frames }
+        let recordPackets = export.sentRecords.filter { $0.key.destinationPort == port }.reduce(0) { $0 + $1.packets }
+        #expect(udpFrames == 50 && recordPackets == 50)
+    }
+}
