@@ -7,8 +7,8 @@
 // record (kept in `finished`) and starts the flow's next record, as its first packet: a long flow
 // gives a record per active period, a flow that pauses a record per burst. A live capture that
 // exports as it goes also sweeps the table (`sweep`): records whose timeout has passed by the
-// clock end without waiting for a packet, and stay in their rows empty (no packets) until the
-// flow's next packet starts its next record.
+// clock end without waiting for a packet and leave the table (the last record takes the row), so
+// it holds the open flows only; the flow's next packet starts its next record.
 
 import PacketWire
 
@@ -138,8 +138,6 @@ struct FlowTable {
     private var index = RowIndex()
     /// Records their flow's timeouts ended (empty without timeouts).
     var finished = TableArray<FlowRecord>()
-    /// Whether a sweep has left empty records (no packets) in `records`.
-    private var hasEmptyRecords = false
     let timeouts: FlowTimeouts
 
     init(timeouts: FlowTimeouts = FlowTimeouts()) {
@@ -187,18 +185,14 @@ struct FlowTable {
                 flow, vlan: vlan, hash: hash, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
                 workstream: workstream)
         }
-        // A record a sweep emptied has ended already: this packet starts the next one.
-        let emptied = records[row].packets == 0
-        let expiry = emptied ? .none : records[row].expiry(at: timestamp, timeouts)
-        guard emptied || expiry != .none else {
+        let expiry = records[row].expiry(at: timestamp, timeouts)
+        guard expiry != .none else {
             let forward = records[row].key == flow
             records[row].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return row
         }
-        if !emptied {
-            finished.append(records[row])
-            finished[finished.count - 1].expiry = expiry
-        }
+        finished.append(records[row])
+        finished[finished.count - 1].expiry = expiry
         records[row].key = flow
         (records[row].firstTimestamp, records[row].lastTimestamp) = (timestamp, timestamp)
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
@@ -209,31 +203,39 @@ struct FlowTable {
 
     /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the
     /// idle timeout or that is older than the active timeout, and moves those and the records
-    /// packets ended (`finished`) to `ended`. Each record ended here stays in its row, empty (no
-    /// packets), for the flow's next packet. Nothing happens without timeouts.
+    /// packets ended (`finished`) to `ended`. A record ended here leaves the table: the last
+    /// record moves into its row. Nothing happens without timeouts.
+    ///
+    /// Row numbers change: call it between handler calls, never while a burst's pipeline holds
+    /// rows it looked up.
     mutating func sweep(now: UInt64, into ended: inout [FlowRecord]) {
         guard expires else { return }
         for record in finished { ended.append(record) }
         finished = TableArray()
-        for row in 0..<records.count where records[row].packets > 0 {
+        var row = 0
+        while row < records.count {
             let expiry = records[row].expiry(at: now, timeouts)
-            guard expiry != .none else { continue }
+            guard expiry != .none else {
+                row += 1
+                continue
+            }
             var record = records[row]
             record.expiry = expiry
             ended.append(record)
-            (records[row].packetsForward, records[row].bytesForward) = (0, 0)
-            (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
-            (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (0, 0)
-            hasEmptyRecords = true
+            remove(row)
         }
     }
 
-    /// The records still open: `records` without those a sweep left empty.
-    var openRecords: TableArray<FlowRecord> {
-        guard hasEmptyRecords else { return records }
-        var open = TableArray<FlowRecord>()
-        for record in records where record.packets > 0 { open.append(record) }
-        return open
+    /// Takes `row`'s record out of the table, the last record moving into its place.
+    private mutating func remove(_ row: Int) {
+        let last = records.count - 1
+        index.remove(Self.hash(records[row].key, vlan: records[row].vlan), row: row)
+        if row != last {
+            let moved = records[last]
+            index.replace(Self.hash(moved.key, vlan: moved.vlan), old: last, new: row)
+            records[row] = moved
+        }
+        records.removeLast()
     }
 
     /// Counts a packet of `flow` (`hash` from `FlowTable.hash`); returns its record's row.

@@ -26,7 +26,8 @@ public struct ReplayResult: Sendable {
     /// cost paid only by those who print one.
     public let conversations: [ConversationKind: TableRows<ConversationRow>]
     /// Flow records, unordered (each workstream's in order of first packet, one workstream after
-    /// another): handing them over costs no copy. `flowsInOrder()` sorts them.
+    /// another, unless a live export's sweeps moved some): handing them over costs no copy.
+    /// `flowsInOrder()` sorts them.
     public let flows: TableRows<FlowRecord>
     /// Flow records a live export sent during the capture (`LiveFlowExport`); not in `flows`.
     public let flowsExportedDuringCapture: Int
@@ -115,7 +116,7 @@ public struct ReplayResult: Sendable {
         self.conversations = conversations
         let flowTables = accounts.take(\.flows, leaving: FlowTable())
         flowTimeouts = flowTables.first?.timeouts ?? FlowTimeouts()
-        flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.openRecords] })
+        flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.records] })
         flowsExportedDuringCapture = flowsExported
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)

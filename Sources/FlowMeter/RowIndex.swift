@@ -84,6 +84,28 @@ struct RowIndex {
         }
     }
 
+    /// Removes the entry of `row` under `hash`, moving later entries of its probe run back so
+    /// every lookup still finds its row without passing an empty slot (no tombstones).
+    mutating func remove(_ hash: UInt64, row: Int) {
+        var hole = Int(truncatingIfNeeded: hash) & mask
+        while slots[hole].row != row {
+            guard slots[hole].row >= 0 else { return }
+            hole = (hole + 1) & mask
+        }
+        var next = (hole + 1) & mask
+        while slots[next].row >= 0 {
+            // An entry may fill the hole when the hole lies between its home slot and where it is.
+            let home = Int(slots[next].tag) & mask
+            if (next - home) & mask >= (next - hole) & mask {
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        slots[hole] = Slot(hash: 0, row: -1)
+        count -= 1
+    }
+
     private mutating func grow() {
         let old = slots
         slots = TableArray(repeating: Slot(hash: 0, row: -1), count: old.count * 2)

@@ -60,6 +60,13 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
         storage.count += 1
     }
 
+    /// Drops the last element (its memory stays, for the next append).
+    mutating func removeLast() {
+        precondition(storage.count > 0, "removeLast on an empty table")
+        makeUnique()
+        storage.count -= 1
+    }
+
     /// Calls `body` with the elements' memory (valid during the call only).
     @inline(__always)
     func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {

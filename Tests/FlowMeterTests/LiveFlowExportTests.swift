@@ -44,21 +44,21 @@ import Testing
         #expect(ended.map(\.key) == [quiet, busy])
         #expect(ended.map(\.expiry) == [.idleTimeout, .activeTimeout])
         #expect(ended.map(\.packets) == [1, 13])
-        #expect(table.openRecords.map(\.key) == [late])
-        // A swept flow's next packet starts a record; it does not end the empty one again.
+        #expect(table.records.map(\.key) == [late])
+        // A swept flow's next packet starts a new record; nothing ends.
         Self.count(&table, quiet, at: 106)
         Self.count(&table, quiet, at: 107)
         #expect(table.finished.isEmpty)
-        #expect(table.openRecords.map(\.key) == [quiet, late])
-        #expect(table.openRecords.first?.packets == 2)
-        #expect(table.openRecords.first?.firstTimestamp == 106 * Self.second)
+        #expect(table.records.map(\.key) == [late, quiet])
+        #expect(table.records.last?.packets == 2)
+        #expect(table.records.last?.firstTimestamp == 106 * Self.second)
         // A sweep also hands over the records packets ended, once.
         Self.count(&table, late, at: 120)
         #expect(table.finished.count == 1)
         var next: [FlowRecord] = []
         table.sweep(now: 110 * Self.second, into: &next)
         #expect(next.map(\.key) == [late] && next.map(\.expiry) == [.idleTimeout] && table.finished.isEmpty)
-        #expect(table.openRecords.map(\.key) == [quiet, late])
+        #expect(table.records.map(\.key) == [late, quiet])
         // Without timeouts a sweep ends nothing.
         var plain = FlowTable()
         plain.count(
@@ -66,7 +66,28 @@ import Testing
             workstream: 0)
         var none: [FlowRecord] = []
         plain.sweep(now: .max, into: &none)
-        #expect(none.isEmpty && plain.openRecords.count == 1)
+        #expect(none.isEmpty && plain.records.count == 1)
+    }
+
+    @Test func aSweptTableStillFindsEveryFlowItKeeps() {
+        // Thousands of flows, a third of them idle at the sweep: the survivors are found again (a
+        // packet adds to their record), the swept ones start new records, and nothing else moves.
+        var table = FlowTable(timeouts: FlowTimeouts(idle: 10))
+        var generator = SystemRandomNumberGenerator()
+        let ports = (1...6_000).map { _ in UInt16.random(in: 1...UInt16.max, using: &generator) }
+        let flows = Set(ports).map { Self.flow($0) }
+        for (number, flow) in flows.enumerated() { Self.count(&table, flow, at: number % 3 == 0 ? 0 : 50) }
+        var ended: [FlowRecord] = []
+        table.sweep(now: 55 * Self.second, into: &ended)
+        let swept = Set(flows.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        #expect(Set(ended.map(\.key)) == swept && ended.count == swept.count)
+        #expect(table.records.count == flows.count - swept.count)
+        #expect(Set(table.records.map(\.key)).isDisjoint(with: swept))
+        for flow in flows { Self.count(&table, flow, at: 56) }
+        #expect(table.records.count == flows.count && table.finished.isEmpty)
+        for record in table.records {
+            #expect(record.packets == (swept.contains(record.key) ? 1 : 2))
+        }
     }
 
     /// Datagrams to 127.0.0.1:`port` from one socket (one flow): `first`, then after `pause`
