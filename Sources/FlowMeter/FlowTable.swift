@@ -226,6 +226,17 @@ struct FlowTable {
         }
     }
 
+    /// The `count` records with the most bytes, most first, found in one pass over the table.
+    func largest(_ count: Int) -> [FlowRecord] {
+        var top: [FlowRecord] = []
+        guard count > 0 else { return top }
+        for record in records where top.count < count || record.bytes > top[top.count - 1].bytes {
+            if top.count == count { top.removeLast() }
+            top.insert(record, at: top.firstIndex { $0.bytes < record.bytes } ?? top.count)
+        }
+        return top
+    }
+
     /// Takes `row`'s record out of the table, the last record moving into its place.
     private mutating func remove(_ row: Int) {
         let last = records.count - 1

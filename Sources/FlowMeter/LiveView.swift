@@ -27,7 +27,8 @@ public struct LiveView: Sendable {
         public var kernel: (received: UInt64, dropped: UInt64)
         /// The engine's counters now.
         public var snapshot: NetISRSnapshot
-        /// The five flows with the most bytes so far (with fanout, among the first reader's flows).
+        /// The five flows with the most bytes since the last report (with fanout, among the first
+        /// reader's flows).
         public var topFlows: [FlowRecord]
     }
 

@@ -197,7 +197,10 @@ extension Replay {
             }
             if let liveView, now >= nextView {
                 nextView = now + liveView.interval
-                let top = talkers.records.sorted { $0.bytes > $1.bytes }.prefix(5).map { $0 }
+                // The interval's flows, then a fresh table: a busy link's table neither grows
+                // without end nor gets sorted whole on the reader thread.
+                let top = talkers.largest(5)
+                talkers = FlowTable()
                 liveView.report(
                     LiveView.Frame(
                         elapsed: now - limits.started,

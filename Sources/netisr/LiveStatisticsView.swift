@@ -61,9 +61,10 @@ final class LiveStatisticsView: Sendable {
         }
         out +=
             "\ndrops: queue-full \(totals.queueDrops), no-handler \(totals.noHandlerDrops), kernel \(frame.kernel.dropped)\n"
-        out += "\ntop flows by bytes:\n"
+        out += "\ntop flows since the last report:\n"
         for flow in frame.topFlows {
-            out += "  \(flow.key)  \(flow.packets) packets  \(flow.bytes) bytes\n"
+            let kilobits = Int(Double(flow.bytes) * 8 / span / 1e3)
+            out += "  \(flow.key)  \(kilobits) kbit/s  \(flow.packets) packets  \(flow.bytes) bytes\n"
         }
         writeStandardError(out)
     }

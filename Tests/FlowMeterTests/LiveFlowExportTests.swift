@@ -90,6 +90,25 @@ import Testing
         }
     }
 
+    @Test(arguments: [0, 1, 5, 40])
+    func theLargestFlowsAreTheTopOfTheTableSortedByBytes(count: Int) {
+        var table = FlowTable()
+        var generator = SystemRandomNumberGenerator()
+        for port in 1...UInt16(30) {
+            let flow = Self.flow(port)
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let length = Int.random(in: 60...70, using: &generator)
+                table.count(
+                    flow, vlan: nil, hash: FlowTable.hash(flow, vlan: nil), wireLength: length, timestamp: 0,
+                    tcpFlags: 0,
+                    workstream: 0)
+            }
+        }
+        let largest = table.largest(count)
+        #expect(largest.map(\.bytes) == Array(table.records.map(\.bytes).sorted(by: >).prefix(count)))
+        #expect(Set(largest.map(\.key)).count == largest.count)
+    }
+
     /// Datagrams to 127.0.0.1:`port` from one socket (one flow): `first`, then after `pause`
     /// microseconds `second` more.
     static func sendBursts(_ first: Int, _ second: Int, to port: UInt16, after delay: useconds_t, pause: useconds_t) {
