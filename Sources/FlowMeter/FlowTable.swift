@@ -5,7 +5,9 @@
 // With timeouts (`FlowTimeouts`, NetFlow's idle and active timeouts, on capture time), a packet that
 // finds its flow idle too long, or the flow's record older than the active timeout, closes that
 // record (kept in `finished`) and starts the flow's next record, as its first packet: a long flow
-// gives a record per active period, a flow that pauses a record per burst. A live capture that
+// gives a record per active period, a flow that pauses a record per burst. With or without
+// timeouts, a TCP connection that ended (FIN or RST) and is opened again on the same ports (a pure
+// SYN) starts a new record, as tshark starts a new stream. A live capture that
 // exports as it goes also sweeps the table (`sweep`): records whose timeout has passed by the
 // clock end without waiting for a packet and leave the table (the last record takes the row), so
 // it holds the open flows only; the flow's next packet starts its next record.
@@ -95,6 +97,10 @@ public enum FlowExpiry: UInt8, Sendable, BitwiseCopyable {
     case idleTimeout
     /// The record grew older than the active timeout.
     case activeTimeout
+    /// Its TCP connection ended (a FIN or RST was seen) and a pure SYN opened a new one on the same
+    /// addresses and ports: the new connection has a record of its own, as tshark starts a new
+    /// TCP stream (and a row of its own in the conversation table).
+    case endOfFlow
 }
 
 /// When a flow record ends before the capture does (NetFlow's timeouts, on capture time).
@@ -185,12 +191,31 @@ struct FlowTable {
                 flow, vlan: vlan, hash: hash, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
                 workstream: workstream)
         }
-        let expiry = records[row].expiry(at: timestamp, timeouts)
+        var expiry = records[row].expiry(at: timestamp, timeouts)
+        if expiry == .none && Self.reopens(records[row], tcpFlags: tcpFlags) { expiry = .endOfFlow }
         guard expiry != .none else {
             let forward = records[row].key == flow
             records[row].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return row
         }
+        restart(row, endedBy: expiry, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
+        return row
+    }
+
+    /// Whether a packet with `tcpFlags` opens a new TCP connection on `record`'s ports: a pure SYN
+    /// after the record saw a FIN or RST (tshark's rule for a new stream).
+    @inline(__always)
+    static func reopens(_ record: FlowRecord, tcpFlags: UInt8) -> Bool {
+        tcpFlags & 0x12 == 0x02 && record.tcpFlags & 0x05 != 0
+    }
+
+    /// Ends `row`'s record (kept in `finished`) and starts the flow's next record there, with this
+    /// packet as its first (its sender the new initiator). The conversation-row links stay: they
+    /// name the flow's conversations, not the record.
+    @inline(never)
+    private mutating func restart(
+        _ row: Int, endedBy expiry: FlowExpiry, _ flow: FlowKey, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8
+    ) {
         finished.append(records[row])
         finished[finished.count - 1].expiry = expiry
         records[row].key = flow
@@ -198,7 +223,6 @@ struct FlowTable {
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
         (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
         (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (tcpFlags, 0)
-        return row
     }
 
     /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the
@@ -256,6 +280,10 @@ struct FlowTable {
         workstream: Int
     ) -> Int {
         if let at = row(of: flow, vlan: vlan, hash: hash) {
+            if tcpFlags & 0x12 == 0x02 && Self.reopens(records[at], tcpFlags: tcpFlags) {
+                restart(at, endedBy: .endOfFlow, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
+                return at
+            }
             let forward = records[at].key == flow
             records[at].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return at

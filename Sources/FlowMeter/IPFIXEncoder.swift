@@ -165,6 +165,7 @@ public struct IPFIXEncoder: Sendable {
         switch flow.expiry {
         case .idleTimeout: 1
         case .activeTimeout: 2
+        case .endOfFlow: 3
         case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
         }
     }

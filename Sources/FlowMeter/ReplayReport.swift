@@ -261,12 +261,14 @@ public enum ReplayReport {
         return text + ",\"netisr\":" + inner + "}"
     }
 
-    /// The timeout that ended a record (`idle-timeout`, `active-timeout`), or nil.
+    /// What ended a record before the capture did (`idle-timeout`, `active-timeout`,
+    /// `end-of-flow`), or nil.
     static func endedBy(_ expiry: FlowExpiry) -> String? {
         switch expiry {
         case .none: nil
         case .idleTimeout: "idle-timeout"
         case .activeTimeout: "active-timeout"
+        case .endOfFlow: "end-of-flow"
         }
     }
 

@@ -1,6 +1,6 @@
-// Flow timeouts (`--idle-timeout`, `--active-timeout`): where a flow's records split on a
-// hand-made capture, and that splitting loses and adds nothing on a synthesized one, whatever the
-// thread count.
+// Flow timeouts (`--idle-timeout`, `--active-timeout`) and TCP connections reopened on the same
+// ports: where a flow's records split on hand-made captures, and that splitting loses and adds
+// nothing on a synthesized one, whatever the thread count.
 
 import FlowMeter
 import NetISR
@@ -47,7 +47,8 @@ import Testing
         let base: UInt64 = 1_700_000_000_000_000_000
         let first = Double(flow.firstTimestamp - base) / 1e9
         let last = Double(flow.lastTimestamp - base) / 1e9
-        let ended = [FlowExpiry.none: "", .idleTimeout: " idle", .activeTimeout: " active"][flow.expiry, default: "?"]
+        let ended = [FlowExpiry.none: "", .idleTimeout: " idle", .activeTimeout: " active", .endOfFlow: " end"][
+            flow.expiry, default: "?"]
         return "\(first)-\(last): \(flow.key.sourcePort)→\(flow.key.destinationPort) "
             + "\(flow.packetsForward)/\(flow.packetsReverse)\(ended)"
     }
@@ -106,6 +107,55 @@ import Testing
         defer { unlink(path) }
         let result = try Self.replay(path, idle: 1, active: 1)
         #expect(result.flowsInOrder().map(Self.describe) == ["100.0-100.5: 5000→53 2/2"])
+    }
+
+    /// A TCP segment between 10.0.0.1:5000 and 10.0.0.2:80 in an Ethernet frame, flags as given.
+    static func segment(forward: Bool, flags: UInt8) -> [UInt8] {
+        let (client, server): ([UInt8], [UInt8]) = ([10, 0, 0, 1], [10, 0, 0, 2])
+        let (clientPort, serverPort): ([UInt8], [UInt8]) = ([0x13, 0x88], [0x00, 0x50])
+        let ethernet: [UInt8] = [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00]
+        let ip: [UInt8] = [0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0] + (forward ? client + server : server + client)
+        let ports = forward ? clientPort + serverPort : serverPort + clientPort
+        let tcp: [UInt8] = ports + [0, 0, 0, 1, 0, 0, 0, 1, 0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
+        return ethernet + ip + tcp
+    }
+
+    /// A connection closed by FINs, the same ports opened again (a retransmitted SYN, a reset, a
+    /// SYN-ACK after the reset), then opened from the other side: three records, as tshark's
+    /// three TCP streams (three conversation rows), on every thread count, with or without
+    /// timeouts that never fire.
+    @Test(arguments: [1, 2, 3])
+    func aTCPConnectionOpenedAgainOnItsPortsGetsARecordOfItsOwn(threads: Int) throws {
+        let (syn, synAck, ack, finAck, reset): (UInt8, UInt8, UInt8, UInt8, UInt8) = (0x02, 0x12, 0x10, 0x11, 0x04)
+        let frames: [(Double, Bool, UInt8)] = [
+            (0, true, syn), (0.1, false, synAck), (0.2, true, ack), (0.3, true, finAck), (0.4, false, finAck),
+            (0.5, true, ack), (1, true, syn), (1.05, true, syn), (1.1, false, synAck), (1.2, false, reset),
+            (1.3, false, synAck), (2, false, syn),
+        ]
+        let path = "/tmp/netisr-reopened-\(getpid())-\(threads).pcap"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: true))
+        for (seconds, forward, flags) in frames {
+            try Self.segment(forward: forward, flags: flags).withUnsafeBytes {
+                try writer.write($0, timestamp: 1_700_000_000_000_000_000 + UInt64(seconds * 1e9), linkType: .ethernet)
+            }
+        }
+        try writer.close()
+        for timeouts in [(Double?.none, Double?.none), (60, 600)] {
+            let result = try Self.replay(path, threads: threads, idle: timeouts.0, active: timeouts.1)
+            let flows = result.flowsInOrder()
+            #expect(
+                flows.map(Self.describe) == [
+                    "0.0-0.5: 5000→80 4/2 end", "1.0-1.3: 5000→80 2/3 end", "2.0-2.0: 80→5000 1/0",
+                ])
+            #expect(
+                flows.map(\.tcpFlagsForward) == [0x13, 0x02, 0x02] && flows.map(\.tcpFlagsReverse) == [0x13, 0x16, 0])
+            // The conversation table splits the same way: one row per record, A its initiator.
+            let rows = result.sortedConversations(.tcp).sorted { $0.firstTimestamp < $1.firstTimestamp }
+            #expect(rows.map(\.portA) == flows.map(\.key.sourcePort))
+            #expect(rows.map(\.framesAToB) == flows.map(\.packetsForward))
+            #expect(rows.map(\.framesBToA) == flows.map(\.packetsReverse))
+        }
     }
 
     /// Every packet and byte of a flow is in exactly one of its records, and the records are the

@@ -29,6 +29,7 @@ import Testing
             switch flow.expiry {
             case .idleTimeout: 1
             case .activeTimeout: 2
+            case .endOfFlow: 3
             case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
             }
         return "\(key.source) \(key.sourcePort) \(key.destination) \(key.destinationPort) \(key.ipProtocol) "
