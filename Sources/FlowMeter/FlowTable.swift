@@ -36,6 +36,9 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
     public var tcpFlagsForward: UInt8 = 0
     /// TCP flags sent towards the initiator, OR-ed.
     public var tcpFlagsReverse: UInt8 = 0
+    /// For an ICMP or ICMPv6 flow, the type (high byte) and code (low byte) of the record's first
+    /// message (NetFlow shows them as the destination port, type × 256 + code).
+    public var icmpTypeCode: UInt16?
     /// Which timeout ended the record, if one did.
     public var expiry: FlowExpiry = .none
     /// The workstream that handled it.
@@ -51,7 +54,7 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
             == (rhs.key, rhs.vlan, rhs.firstTimestamp, rhs.lastTimestamp, rhs.packetsForward, rhs.bytesForward)
             && (lhs.packetsReverse, lhs.bytesReverse, lhs.tcpFlagsForward, lhs.tcpFlagsReverse, lhs.expiry)
                 == (rhs.packetsReverse, rhs.bytesReverse, rhs.tcpFlagsForward, rhs.tcpFlagsReverse, rhs.expiry)
-            && lhs.workstream == rhs.workstream
+            && (lhs.workstream, lhs.icmpTypeCode) == (rhs.workstream, rhs.icmpTypeCode)
     }
 
     /// TCP flags seen in either direction, OR-ed.
@@ -223,6 +226,7 @@ struct FlowTable {
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
         (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
         (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (tcpFlags, 0)
+        records[row].icmpTypeCode = nil
     }
 
     /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the

@@ -132,6 +132,7 @@ public struct IPFIXEncoder: Sendable {
             Field(element: 2, length: 8, reverse: true),  // reversePacketDeltaCount
             Field(element: 1, length: 8, reverse: true),  // reverseOctetDeltaCount
             Field(element: 136, length: 1),  // flowEndReason
+            Field(element: ipv6 ? 139 : 32, length: 2),  // icmpTypeCodeIPv6 / icmpTypeCodeIPv4 (0 if not ICMP)
         ]
     }
 
@@ -193,7 +194,8 @@ public struct IPFIXEncoder: Sendable {
             appendAddress(key.source)
             appendAddress(key.destination)
             bytes.appendBigEndian(key.sourcePort)
-            bytes.appendBigEndian(key.destinationPort)
+            // An ICMP flow's type and code also go in the destination port, as NetFlow has them.
+            bytes.appendBigEndian(flow.icmpTypeCode ?? key.destinationPort)
             bytes.append(key.ipProtocol)
             bytes.appendBigEndian(UInt16(flow.tcpFlagsReverse))
             bytes.appendBigEndian(UInt16(flow.tcpFlagsForward))
@@ -203,6 +205,7 @@ public struct IPFIXEncoder: Sendable {
             bytes.appendBigEndian(UInt64(flow.packetsReverse))
             bytes.appendBigEndian(UInt64(flow.bytesReverse))
             bytes.append(IPFIXEncoder.endReason(flow))
+            bytes.appendBigEndian(flow.icmpTypeCode ?? 0)
             records += 1
         }
 

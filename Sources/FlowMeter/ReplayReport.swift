@@ -132,7 +132,7 @@ public enum ReplayReport {
         var out = TextBuffer(capacity: 200 + flows.count * 128)
         out.append(
             "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,"
-                + "workstream,ended_by\n")
+                + "workstream,ended_by,icmp_type,icmp_code\n")
         let comma = UInt8(ascii: ",")
         for flow in flows {
             let key = flow.key
@@ -165,6 +165,10 @@ public enum ReplayReport {
             out.append(decimal: flow.workstream)
             out.append(comma)
             if let ended = endedBy(flow.expiry) { out.append(ended) }
+            out.append(comma)
+            if let typeCode = flow.icmpTypeCode { out.append(decimal: typeCode >> 8) }
+            out.append(comma)
+            if let typeCode = flow.icmpTypeCode { out.append(decimal: typeCode & 0xFF) }
             out.append(UInt8(ascii: "\n"))
         }
         return out.text
@@ -200,7 +204,14 @@ public enum ReplayReport {
             out.append(",\"tcp_flags\":\"")
             out.append(tcpFlags: flow.tcpFlags)
             number("\",\"workstream\":", flow.workstream)
-            out.append(endedBy(flow.expiry).map { ",\"ended_by\":\"\($0)\"}" } ?? ",\"ended_by\":null}")
+            out.append(endedBy(flow.expiry).map { ",\"ended_by\":\"\($0)\"" } ?? ",\"ended_by\":null")
+            if let typeCode = flow.icmpTypeCode {
+                number(",\"icmp_type\":", typeCode >> 8)
+                number(",\"icmp_code\":", typeCode & 0xFF)
+                out.append("}")
+            } else {
+                out.append(",\"icmp_type\":null,\"icmp_code\":null}")
+            }
         }
         out.append("]\n")
         return out.text

@@ -123,6 +123,9 @@ struct TrafficAccounts {
             : flows.count(
                 flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
                 tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
+        if let typeCode = summary.pointee.icmpTypeCode, flows.records[row].packets == 1 {
+            flows.records[row].icmpTypeCode = typeCode  // the record's first message
+        }
         let eventCount = summary.pointee.events.count
         guard eventCount == 1 || eventCount == 2 else {
             countEvents(summary.pointee.events, of: flow, wireLength: wireLength, timestamp: timestamp)

@@ -72,7 +72,7 @@ import Testing
         #expect(split.sortedConversations(.udp) == whole.sortedConversations(.udp))
         #expect(ReplayReport.text(split).contains("3 flow records, timeouts 5 s idle)"))
         let csv = ReplayReport.flowsCSV(split).split(separator: "\n")
-        #expect(csv.filter { $0.hasSuffix(",idle-timeout") }.count == 2 && csv.last?.hasSuffix(",") == true)
+        #expect(csv.filter { $0.hasSuffix(",idle-timeout,,") }.count == 2 && csv.last?.hasSuffix(",,,") == true)
         // The JSON records, written as text, are what the engine's JSON renderer makes of them.
         let rendered = JSONValue.array(
             split.flowsInOrder().map { flow in
@@ -86,6 +86,7 @@ import Testing
                     ("bytes_rev", .int(flow.bytesReverse)), ("tcp_flags", .string("......")),
                     ("workstream", .int(flow.workstream)),
                     ("ended_by", flow.expiry == .idleTimeout ? .string("idle-timeout") : .null),
+                    ("icmp_type", .null), ("icmp_code", .null),
                 ])
             })
         #expect(ReplayReport.flowsJSON(split) == rendered.rendered + "\n")

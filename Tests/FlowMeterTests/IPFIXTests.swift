@@ -32,10 +32,12 @@ import Testing
             case .endOfFlow: 3
             case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
             }
-        return "\(key.source) \(key.sourcePort) \(key.destination) \(key.destinationPort) \(key.ipProtocol) "
+        // An ICMP flow's type and code travel as its destination port too (NetFlow's way).
+        let destinationPort = flow.icmpTypeCode ?? key.destinationPort
+        return "\(key.source) \(key.sourcePort) \(key.destination) \(destinationPort) \(key.ipProtocol) "
             + "vlan \(flow.vlan ?? 0) ms \(flow.firstTimestamp / 1_000_000)-\(flow.lastTimestamp / 1_000_000) "
             + "fwd \(flow.packetsForward)/\(flow.bytesForward) rev \(flow.packetsReverse)/\(flow.bytesReverse) "
-            + "flags \(flow.tcpFlagsForward)/\(flow.tcpFlagsReverse) end \(reason)"
+            + "flags \(flow.tcpFlagsForward)/\(flow.tcpFlagsReverse) end \(reason) icmp \(flow.icmpTypeCode ?? 0)"
     }
 
     @Test func recordsSurviveTheRoundTripInDatagramsAndInAFile() throws {
@@ -200,10 +202,10 @@ import Testing
         let protocolNames: [UInt8: String] = [6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP6"]
         let expected = result.flowsInOrder().map { flow in
             let key = flow.key
-            // nfdump shows an ICMP flow's destination port as type.code.
+            // nfdump shows an ICMP flow's destination port as type.code: the first message's.
             let icmp = key.ipProtocol == 1 || key.ipProtocol == 58
-            let destinationPort =
-                icmp ? "\(key.destinationPort >> 8).\(key.destinationPort & 0xFF)" : String(key.destinationPort)
+            let typeCode = flow.icmpTypeCode ?? 0
+            let destinationPort = icmp ? "\(typeCode >> 8).\(typeCode & 0xFF)" : String(key.destinationPort)
             return "\(key.source) \(key.sourcePort) \(key.destination) \(destinationPort) "
                 + "\(protocolNames[key.ipProtocol, default: String(key.ipProtocol)]) "
                 + "\(flow.packetsForward) \(flow.bytesForward) \(flow.packetsReverse) \(flow.bytesReverse) "
@@ -293,7 +295,8 @@ struct IPFIXDecoder {
                         "\(source.map(String.init(describing:)) ?? "?") \(value("7")) "
                             + "\(destination.map(String.init(describing:)) ?? "?") \(value("11")) \(value("4")) "
                             + "vlan \(value("58")) ms \(value("152"))-\(value("153")) fwd \(value("2"))/\(value("1")) "
-                            + "rev \(value("r2"))/\(value("r1")) flags \(value("6"))/\(value("r6")) end \(value("136"))"
+                            + "rev \(value("r2"))/\(value("r1")) flags \(value("6"))/\(value("r6")) end \(value("136")) "
+                            + "icmp \(values["32"] == nil ? value("139") : value("32"))"
                     )
                 }
             }
@@ -326,6 +329,13 @@ enum TsharkFlows {
             func milliseconds(_ name: String) -> String { UInt64(field(name), radix: 16).map(String.init) ?? "?" }
             let source = record["cflow.srcaddr"] != nil ? field("cflow.srcaddr") : field("cflow.srcaddrv6")
             let destination = record["cflow.dstaddr"] != nil ? field("cflow.dstaddr") : field("cflow.dstaddrv6")
+            // tshark shows icmpTypeCodeIPv4 as one hex number, icmpTypeCodeIPv6 as type and code.
+            let icmp =
+                record["cflow.icmp_type_code_ipv4"] != nil
+                ? UInt16(field("cflow.icmp_type_code_ipv4").dropFirst(2), radix: 16).map(String.init) ?? "?"
+                : UInt16(field("cflow.icmp_ipv6_type")).flatMap { type in
+                    UInt16(field("cflow.icmp_ipv6_code")).map { String(type << 8 | $0) }
+                } ?? "?"
             // The record holds the reverse flags first (see IPFIXEncoder.fields), then the forward ones.
             func flags(_ index: Int) -> String {
                 UInt8(field("cflow.tcpflags", index).dropFirst(2), radix: 16).map(String.init) ?? "?"
@@ -336,7 +346,7 @@ enum TsharkFlows {
                 + "ms \(milliseconds("cflow.abstimestart"))-\(milliseconds("cflow.abstimeend")) "
                 + "fwd \(field("cflow.packets"))/\(field("cflow.octets")) "
                 + "rev \(field("cflow.packets", 1))/\(field("cflow.octets", 1)) flags \(flags(1))/\(flags(0)) "
-                + "end \(field("cflow.flow_end_reason"))"
+                + "end \(field("cflow.flow_end_reason")) icmp \(icmp)"
         }
     }
 

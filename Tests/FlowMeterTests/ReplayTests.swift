@@ -112,6 +112,8 @@ enum SynthCapture {
         struct Counts: Equatable {
             var packets = 0
             var bytes = 0
+            /// The first packet's ICMP type and code.
+            var icmpTypeCode: UInt16?
         }
         var expected: [String: Counts] = [:]
         let reader = try CaptureReader(path: path)
@@ -120,15 +122,19 @@ enum SynthCapture {
             { record in
                 let summary = PacketParser.parse(record.bytes, linkType: record.linkType)
                 guard let flow = summary.flow else { return }
+                let key = "\(flow.canonical) \(summary.vlan ?? 0)"
+                if expected[key] == nil { expected[key] = Counts(icmpTypeCode: summary.icmpTypeCode) }
                 expected["\(flow.canonical) \(summary.vlan ?? 0)", default: Counts()].packets += 1
                 expected["\(flow.canonical) \(summary.vlan ?? 0)", default: Counts()].bytes += record.originalLength
             }) > 0
         {}
         #expect(expected.count > 20_000)
+        #expect(expected.values.filter { $0.icmpTypeCode == 0x0800 }.count > 100)
         let single = try run([path], threads: 1)
         var counted: [String: Counts] = [:]
         for flow in single.flowsInOrder() {
-            counted["\(flow.key.canonical) \(flow.vlan ?? 0)"] = Counts(packets: flow.packets, bytes: flow.bytes)
+            counted["\(flow.key.canonical) \(flow.vlan ?? 0)"] = Counts(
+                packets: flow.packets, bytes: flow.bytes, icmpTypeCode: flow.icmpTypeCode)
         }
         #expect(single.flowCount == expected.count)
         #expect(counted == expected)
@@ -258,7 +264,7 @@ enum SynthCapture {
         let flows = ReplayReport.flowsCSV(result).split(separator: "\n")
         let header =
             "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,"
-            + "workstream,ended_by"
+            + "workstream,ended_by,icmp_type,icmp_code"
         #expect(flows.first.map(String.init) == header)
         #expect(flows.count == result.flowCount + 1)
         #expect(ReplayReport.flowsJSON(result).hasPrefix("[{\"src\":"))

@@ -8,7 +8,7 @@ import Testing
 /// Whether two parses found the same thing (every field a table or flow record reads).
 func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
     first.network == second.network && first.transport == second.transport && first.flow == second.flow
-        && first.vlan == second.vlan && first.tcpFlags == second.tcpFlags
+        && first.vlan == second.vlan && first.tcpFlags == second.tcpFlags && first.icmpTypeCode == second.icmpTypeCode
         && Array(first.events) == Array(second.events)
 }
 

@@ -161,6 +161,22 @@ import Testing
         #expect(later.events.map(\.kind) == [.ipv4])
     }
 
+    @Test func icmpMessagesCarryTheirTypeAndCodeWhenTheFlowIsTheirs() {
+        let echo = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 1, [8, 0, 0xF7, 0xFF, 0, 1, 0, 1]))
+        #expect(Frame.parse(echo).icmpTypeCode == 0x0800)
+        let tagged = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 1, [3, 13, 0, 0]), vlans: [7])
+        #expect(Frame.parse(tagged).icmpTypeCode == 0x030D)
+        let reply6 = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 58, [129, 0, 0, 0]))
+        #expect(Frame.parse(reply6).icmpTypeCode == 0x8100)
+        // One byte of ICMP, a later fragment, an ICMP message inside a tunnel, TCP: none.
+        #expect(Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 1, [8]))).icmpTypeCode == nil)
+        let later = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 1, [8, 0, 0, 0], fragmentOffset: 4))
+        #expect(Frame.parse(later).icmpTypeCode == nil)
+        let tunnelled = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 4, Frame.ipv4(protocol: 1, [8, 0, 0, 0])))
+        #expect(Frame.parse(tunnelled).transport == .icmp && Frame.parse(tunnelled).icmpTypeCode == nil)
+        #expect(Frame.parse(Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()))).icmpTypeCode == nil)
+    }
+
     @Test func icmpErrorQuotesAreNotASecondPacket() {
         let quoted = Frame.ipv4(protocol: 17, source: 0x0A00_0002, destination: 0x0A00_0001, Frame.udp())
         let icmp: [UInt8] = [3, 3, 0, 0, 0, 0, 0, 0] + quoted

@@ -143,6 +143,7 @@ public enum PacketParser {
         }
         var ports: (source: UInt16, destination: UInt16) = (0, 0)
         var flags: UInt8 = 0
+        var icmpTypeCode: UInt16?
         let transport: TransportProtocol
         switch ipProtocol {
         case 6:
@@ -158,10 +159,9 @@ public enum PacketParser {
             guard payloadLength >= 8, u16(transportOffset + 4) >= 8 else { return false }
             ports = (u16(transportOffset), u16(transportOffset + 2))
             transport = .udp
-        case 1:
-            transport = .icmp
-        case 58:
-            transport = .icmpv6
+        case 1, 58:
+            transport = ipProtocol == 1 ? .icmp : .icmpv6
+            if payloadLength >= 2 { icmpTypeCode = u16(transportOffset) }
         default:
             return false
         }
@@ -172,6 +172,7 @@ public enum PacketParser {
             source: source, destination: destination, sourcePort: ports.source, destinationPort: ports.destination,
             ipProtocol: ipProtocol)
         summary.tcpFlags = flags
+        summary.icmpTypeCode = icmpTypeCode
         summary.events.append(
             ConversationEvent(
                 kind: network == .ipv4 ? .ipv4 : .ipv6, source: source, destination: destination, sourcePort: 0,
@@ -532,8 +533,9 @@ struct ParseState {
                 summary.flow?.sourcePort = sourcePort
                 summary.flow?.destinationPort = destinationPort
             }
-        case 1: enterTransport(.icmp)
-        case 58: enterTransport(.icmpv6)
+        case 1, 58:
+            enterTransport(ipProtocol == 1 ? .icmp : .icmpv6)
+            if isOuter { summary.icmpTypeCode = payload.u16(0) }
         case 4: ipv4(payload, depth: depth + 1)
         case 41: ipv6(payload, depth: depth + 1)
         case 143:

@@ -51,6 +51,9 @@ public struct PacketSummary: Sendable {
     public var vlan: UInt16?
     /// The flow's TCP flags, when its transport is TCP.
     public var tcpFlags: UInt8 = 0
+    /// The flow's ICMP or ICMPv6 message type (high byte) and code (low byte), when its transport
+    /// is ICMP or ICMPv6 and both bytes were captured.
+    public var icmpTypeCode: UInt16?
     /// Headers a conversation table counts, in the order they occur (at most 4 are kept).
     public var events: ConversationEvents = ConversationEvents()
 
@@ -66,6 +69,7 @@ public struct PacketSummary: Sendable {
         flow = nil
         vlan = nil
         tcpFlags = 0
+        icmpTypeCode = nil
         events.removeAll()
     }
 }
