@@ -88,6 +88,11 @@ struct ConversationTable {
     private var index = RowIndex()
     /// Some row counted an event of addresses other than its frame's flow (see `merge`).
     var countsForeignEvents = false
+    /// The most rows the table keeps (a live capture's bound on memory): an event of a new
+    /// conversation beyond them is only counted, in `untrackedFrames`.
+    var maximumRows = Int.max
+    /// Events of conversations the table had no room for.
+    private(set) var untrackedFrames = 0
 
     /// Starts loading a row.
     @inline(__always)
@@ -100,7 +105,7 @@ struct ConversationTable {
             ConversationKey(event.source, event.sourcePort, event.destination, event.destinationPort).hash)
     }
 
-    /// Counts an event; returns its row.
+    /// Counts an event; returns its row, or -1 when the table is full and has no row for it.
     @discardableResult
     mutating func count(
         source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16, wireLength: Int,
@@ -118,6 +123,10 @@ struct ConversationTable {
         if let found {
             row = found
         } else {
+            guard rows.count < maximumRows else {
+                untrackedFrames += 1
+                return -1
+            }
             row = rows.count
             rows.append(
                 ConversationRow(

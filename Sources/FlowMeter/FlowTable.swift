@@ -104,6 +104,9 @@ public enum FlowExpiry: UInt8, Sendable, BitwiseCopyable {
     /// addresses and ports: the new connection has a record of its own, as tshark starts a new
     /// TCP stream (and a row of its own in the conversation table).
     case endOfFlow
+    /// A live export's table held more flows than allowed (`LiveFlowExport.maximumFlows`): the
+    /// records idle longest were ended early (IPFIX's "lack of resources").
+    case tableFull
 }
 
 /// When a flow record ends before the capture does (NetFlow's timeouts, on capture time).
@@ -234,9 +237,12 @@ struct FlowTable {
     /// packets ended (`finished`) to `ended`. A record ended here leaves the table: the last
     /// record moves into its row. Nothing happens without timeouts.
     ///
+    /// Then, if more than `limit` records remain, the records idle longest end too (`tableFull`)
+    /// until `limit` remain.
+    ///
     /// Row numbers change: call it between handler calls, never while a burst's pipeline holds
     /// rows it looked up.
-    mutating func sweep(now: UInt64, into ended: inout [FlowRecord]) {
+    mutating func sweep(now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max) {
         guard expires else { return }
         for record in finished { ended.append(record) }
         finished = TableArray()
@@ -249,6 +255,16 @@ struct FlowTable {
             }
             var record = records[row]
             record.expiry = expiry
+            ended.append(record)
+            remove(row)
+        }
+        guard records.count > max(limit, 0) else { return }
+        var idlest = records.indices.map { (last: records[$0].lastTimestamp, row: $0) }
+        idlest.sort { ($0.last, $0.row) < ($1.last, $1.row) }
+        // Highest rows first: a removal moves the last record, never one still to be removed.
+        for row in idlest.prefix(records.count - max(limit, 0)).map(\.row).sorted(by: >) {
+            var record = records[row]
+            record.expiry = .tableFull
             ended.append(record)
             remove(row)
         }

@@ -167,6 +167,7 @@ public struct IPFIXEncoder: Sendable {
         case .idleTimeout: 1
         case .activeTimeout: 2
         case .endOfFlow: 3
+        case .tableFull: 5
         case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
         }
     }

@@ -31,6 +31,10 @@ public final class LiveFlowExport: Sendable {
     public let destination: String
     /// Whether sent records are kept (`sentRecords`), for a flow file written at the end.
     public let keepsRecords: Bool
+    /// The most open flows the tables hold, all workstreams together: past it, each sweep ends the
+    /// records idle longest (`FlowExpiry.tableFull`, IPFIX's "lack of resources"), so a flood of
+    /// new flows costs bounded memory. Between sweeps a table may grow by one interval's new flows.
+    public let maximumFlows: Int
 
     private struct Sender: ~Copyable {
         var exporter: IPFIXExporter
@@ -44,10 +48,14 @@ public final class LiveFlowExport: Sendable {
     private let sweptRecords = Atomic<Int>(0)
 
     /// Exports through `exporter`, sweeping every `interval` seconds (at least 10 ms).
-    public init(exporter: consuming IPFIXExporter, interval: Double = 1, keepsRecords: Bool = false) {
+    public init(
+        exporter: consuming IPFIXExporter, interval: Double = 1, keepsRecords: Bool = false,
+        maximumFlows: Int = 1 << 20
+    ) {
         destination = exporter.destination
         self.interval = max(interval, 0.01)
         self.keepsRecords = keepsRecords
+        self.maximumFlows = max(maximumFlows, 1)
         sender = Mutex(Sender(exporter: exporter))
     }
 
@@ -76,11 +84,13 @@ public final class LiveFlowExport: Sendable {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
-    /// Sweeps one workstream's flow table into the outbox. Only on the thread that runs that
-    /// workstream's handlers.
-    func sweep(_ accounts: UnsafeMutablePointer<TrafficAccounts>, now: UInt64 = LiveFlowExport.now()) {
+    /// Sweeps one workstream's flow table (of `workstreams`, which share `maximumFlows`) into the
+    /// outbox. Only on the thread that runs that workstream's handlers.
+    func sweep(_ accounts: UnsafeMutablePointer<TrafficAccounts>, workstreams: Int, now: UInt64 = LiveFlowExport.now())
+    {
         var ended: [FlowRecord] = []
-        accounts.pointee.flows.sweep(now: now, into: &ended)
+        let limit = (maximumFlows + max(workstreams, 1) - 1) / max(workstreams, 1)
+        accounts.pointee.flows.sweep(now: now, into: &ended, keepingAtMost: limit)
         guard !ended.isEmpty else { return }
         sweptRecords.wrappingAdd(ended.count, ordering: .relaxed)
         outbox.withLock { $0.append(contentsOf: ended) }

@@ -219,13 +219,13 @@ extension Replay {
     /// (direct dispatch), otherwise by scheduling each worker's sweep protocol.
     private func sweepFlows(_ export: LiveFlowExport, reader: Int, session: Session) {
         if session.readerOrdered {
-            export.sweep(session.accounts.workstreams + reader)
+            export.sweep(session.accounts.workstreams + reader, workstreams: session.workstreams)
             return
         }
         guard reader == 0 else { return }
         for workstream in 0..<session.workstreams {
             if session.sweepsInReaders {
-                export.sweep(session.accounts.workstreams + workstream)
+                export.sweep(session.accounts.workstreams + workstream, workstreams: session.workstreams)
             } else {
                 session.engine.schedule(ReplayProtocol.flowSweep, workstream: workstream)
             }

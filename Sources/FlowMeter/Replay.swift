@@ -58,6 +58,10 @@ public struct ReplayConfiguration: Sendable {
     public var filter: String?
     /// When flow records end before the capture does (off by default: one record per flow).
     public var flowTimeouts = FlowTimeouts()
+    /// The most rows each conversation table keeps, all workstreams together (a bound on memory for
+    /// captures that run indefinitely); frames of conversations beyond it are counted
+    /// (`ReplayResult.untrackedConversationFrames`), not tabled. Unlimited by default.
+    public var maximumConversations = Int.max
 
     /// Creates the default configuration.
     public init() {}
@@ -136,8 +140,12 @@ public final class Replay: Sendable {
             engine = try NetISR(configuration: engineConfiguration)
             let workstreams = engine.workstreamCount
             self.workstreams = workstreams
+            let perWorkstream =
+                configuration.maximumConversations == .max
+                ? .max : (max(configuration.maximumConversations, 0) + workstreams - 1) / workstreams
             accounts = ReplayAccounts(
-                workstreams: workstreams, measureDelays: measureDelays, flowTimeouts: configuration.flowTimeouts)
+                workstreams: workstreams, measureDelays: measureDelays, flowTimeouts: configuration.flowTimeouts,
+                maximumConversations: perWorkstream)
             readerOrdered = configuration.ordering == "reader"
             placedByAddresses = configuration.ordering != "reader" && configuration.ordering != "source"
             let ordering: OrderingPolicy =

@@ -60,7 +60,10 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
     /// Queueing delays, recorded in live mode only (a file's timestamps are history).
     let delays: DelayHistogram?
 
-    init(workstreams: Int, measureDelays: Bool = false, flowTimeouts: FlowTimeouts = FlowTimeouts()) {
+    init(
+        workstreams: Int, measureDelays: Bool = false, flowTimeouts: FlowTimeouts = FlowTimeouts(),
+        maximumConversations: Int = .max
+    ) {
         delays = measureDelays ? DelayHistogram(workstreams: workstreams) : nil
         count = workstreams
         self.workstreams = .allocate(capacity: workstreams)
@@ -68,7 +71,8 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         // Each its own accounts: copies of one value would share their tables' storage until
         // each workstream's first write copied it, on two threads at once.
         for index in 0..<workstreams {
-            (self.workstreams + index).initialize(to: TrafficAccounts(flowTimeouts: flowTimeouts))
+            (self.workstreams + index).initialize(
+                to: TrafficAccounts(flowTimeouts: flowTimeouts, maximumConversations: maximumConversations))
             (links + index).initialize(to: TrafficAccounts())
         }
     }
@@ -188,7 +192,7 @@ enum ReplayRegistration {
     {
         try engine.register(
             ProtocolRegistration(name: "flowswp", number: ReplayProtocol.flowSweep, hasQueue: false) { burst in
-                export.sweep(accounts.workstreams + burst.workstreamID)
+                export.sweep(accounts.workstreams + burst.workstreamID, workstreams: accounts.count)
             })
     }
 

@@ -86,6 +86,12 @@ public enum ReplayReport {
                 + pad(endpoint(row.addressB, row.portB), 44)
                 + pad(String(row.frames), 9, right: true) + pad(String(row.bytes), 12, right: true) + "\n"
         }
+        let untracked = ConversationKind.allCases.compactMap { kind in
+            result.untrackedConversationFrames[kind].map { "\(kind.rawValue) \($0)" }
+        }
+        if !untracked.isEmpty {
+            out += "Frames of conversations the full tables had no row for: " + untracked.joined(separator: ", ") + "\n"
+        }
         out += "\nDrops:\n"
         for (reason, packets) in result.drops { out += pad(reason, 30) + pad(String(packets), 12, right: true) + "\n" }
         out += "\n" + NetstatReport.text(result.snapshot)
@@ -255,6 +261,11 @@ public enum ReplayReport {
                 .object(
                     ConversationKind.allCases.map { ($0.rawValue, .int(result.conversations[$0, default: []].count)) })
             ),
+            (
+                "conversations_untracked_frames",
+                .object(
+                    ConversationKind.allCases.map { ($0.rawValue, .int(result.untrackedConversationFrames[$0] ?? 0)) })
+            ),
             ("flows", .int(result.flowCount)),
             ("flows_exported_during_capture", .int(result.flowsExportedDuringCapture)),
             (
@@ -280,6 +291,7 @@ public enum ReplayReport {
         case .idleTimeout: "idle-timeout"
         case .activeTimeout: "active-timeout"
         case .endOfFlow: "end-of-flow"
+        case .tableFull: "table-full"
         }
     }
 

@@ -29,6 +29,9 @@ public struct ReplayResult: Sendable {
     /// another, unless a live export's sweeps moved some): handing them over costs no copy.
     /// `flowsInOrder()` sorts them.
     public let flows: TableRows<FlowRecord>
+    /// Frames of conversations a full table had no room for (`maximumConversations`), per table;
+    /// empty when every conversation was tabled.
+    public let untrackedConversationFrames: [ConversationKind: Int]
     /// Flow records a live export sent during the capture (`LiveFlowExport`); not in `flows`.
     public let flowsExportedDuringCapture: Int
     /// How many flow records there are: those in `flows` and those exported during the capture.
@@ -101,6 +104,17 @@ public struct ReplayResult: Sendable {
             }
         }
         self.layers = layers
+        var untracked: [ConversationKind: Int] = [:]
+        for accounts in all {
+            for (kind, table) in [
+                (ConversationKind.ip, accounts.ipv4), (.ipv6, accounts.ipv6), (.tcp, accounts.tcp),
+                (.udp, accounts.udp),
+            ]
+            where table.untrackedFrames > 0 {
+                untracked[kind, default: 0] += table.untrackedFrames
+            }
+        }
+        untrackedConversationFrames = untracked
         // The tables move out of the accounts one kind at a time, so each part is freed once
         // merged: the peak holds the accounts or the result, not both.
         _ = consume all

@@ -21,7 +21,14 @@ struct TrafficAccounts {
     /// Frames of link types this library does not parse, by link type.
     var unsupportedLinkTypes: [UInt32: Int] = [:]
 
-    init(flowTimeouts: FlowTimeouts = FlowTimeouts()) { flows = FlowTable(timeouts: flowTimeouts) }
+    /// Accounts whose flow records end by `flowTimeouts` and whose conversation tables keep at most
+    /// `maximumConversations` rows each.
+    init(flowTimeouts: FlowTimeouts = FlowTimeouts(), maximumConversations: Int = .max) {
+        flows = FlowTable(timeouts: flowTimeouts)
+        for table in [\TrafficAccounts.ipv4, \.ipv6, \.tcp, \.udp] {
+            self[keyPath: table].maximumRows = maximumConversations
+        }
+    }
 
     mutating func countFrame(wireLength: Int, capturedLength: Int, timestamp: UInt64) {
         frames += 1

@@ -66,6 +66,20 @@ struct CaptureCommand: ParsableCommand {
 
     @OptionGroup var flowOutput: FlowOutputOptions
 
+    @Option(
+        name: .customLong("max-flows"),
+        help: ArgumentHelp(
+            "With --export: the most open flows kept; past it, the flows idle longest are exported early "
+                + "(IPFIX's \"lack of resources\"), so a flood of new flows costs bounded memory.", valueName: "n"))
+    var maximumFlows = 1 << 20
+
+    @Option(
+        name: .customLong("max-conversations"),
+        help: ArgumentHelp(
+            "The most rows each conversation table keeps; frames of conversations beyond it are counted, "
+                + "not tabled (the report says how many).", valueName: "n"))
+    var maximumConversations = 1 << 18
+
     @Flag(name: .long, help: "Print one JSON object instead of the report.")
     var json = false
 
@@ -90,6 +104,9 @@ struct CaptureCommand: ParsableCommand {
             throw ValidationError("--block-kib must be a power of two, 128…65536")
         }
         guard interval > 0 else { throw ValidationError("--interval must be positive") }
+        guard maximumFlows > 0, maximumConversations > 0 else {
+            throw ValidationError("--max-flows and --max-conversations must be positive")
+        }
         if write == "-", flowOutput.flows == "-" {
             throw ValidationError("--write - and --flows - both write standard output")
         }
@@ -124,6 +141,7 @@ struct CaptureCommand: ParsableCommand {
         configuration.dropWhenFull = drop
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
         configuration.flowTimeouts = flowOutput.liveTimeouts
+        configuration.maximumConversations = maximumConversations
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in interrupted.store(true, ordering: .relaxed) }
         var options = LiveCaptureOptions()
@@ -131,7 +149,7 @@ struct CaptureCommand: ParsableCommand {
         options.blockCount = blocks
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
-        let export = try flowOutput.connectLive()
+        let export = try flowOutput.connectLive(maximumFlows: maximumFlows)
         let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
         let result: ReplayResult
         do {

@@ -58,9 +58,9 @@ struct FlowOutputOptions: ParsableArguments {
 
     /// For a live capture: the collector connected, exporting records as they end (kept for
     /// `--flows` when that is given too).
-    func connectLive() throws -> LiveFlowExport? {
+    func connectLive(maximumFlows: Int) throws -> LiveFlowExport? {
         guard let exporter = try connect() else { return nil }
-        return LiveFlowExport(exporter: exporter, keepsRecords: flows != nil)
+        return LiveFlowExport(exporter: exporter, keepsRecords: flows != nil, maximumFlows: maximumFlows)
     }
 
     /// After a live capture: sends the records still open to the collector and writes the flow

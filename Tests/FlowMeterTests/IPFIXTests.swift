@@ -30,6 +30,7 @@ import Testing
             case .idleTimeout: 1
             case .activeTimeout: 2
             case .endOfFlow: 3
+            case .tableFull: 5
             case .none: flow.tcpFlags & 0x05 != 0 ? 3 : 4
             }
         // An ICMP flow's type and code travel as its destination port too (NetFlow's way).

@@ -90,6 +90,22 @@ import Testing
         }
     }
 
+    @Test func aFullTableEndsTheFlowsIdleLongest() {
+        var table = FlowTable(timeouts: FlowTimeouts(idle: 1_000))
+        // 100 flows, each last seen at a different time, in a scrambled order.
+        let order = (0..<100).map { ($0 * 37) % 100 }
+        for number in order { Self.count(&table, Self.flow(UInt16(number + 1)), at: Double(number)) }
+        var ended: [FlowRecord] = []
+        table.sweep(now: 100 * Self.second, into: &ended, keepingAtMost: 30)
+        #expect(ended.count == 70 && ended.allSatisfy { $0.expiry == .tableFull })
+        #expect(Set(ended.map(\.key.sourcePort)) == Set((1...70).map(UInt16.init)))
+        #expect(Set(table.records.map(\.key.sourcePort)) == Set((71...100).map(UInt16.init)))
+        // The flows kept are found again; an ended one starts a new record.
+        for port in [UInt16(71), 100, 1] { Self.count(&table, Self.flow(port), at: 101) }
+        #expect(table.records.count == 31 && table.finished.isEmpty)
+        #expect(table.records.filter { $0.packets == 2 }.map(\.key.sourcePort).sorted() == [71, 100])
+    }
+
     @Test(arguments: [0, 1, 5, 40])
     func theLargestFlowsAreTheTopOfTheTableSortedByBytes(count: Int) {
         var table = FlowTable()

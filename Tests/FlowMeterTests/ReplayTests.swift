@@ -106,6 +106,30 @@ enum SynthCapture {
 
     /// Tables past the size where their storage moves into mappings of their own (30k flows,
     /// one workstream; then two): every flow's counts equal an independent count of the capture.
+    /// A bound on the conversation tables keeps the first rows whole and counts the frames of the
+    /// conversations it had no room for; nothing else changes.
+    @Test func fullConversationTablesCountWhatTheyCannotTable() throws {
+        let path = try SynthCapture.write(packets: 4_000, flows: 400, seed: 83, format: .pcap(nanosecond: false))
+        defer { unlink(path) }
+        let whole = try run([path], threads: 2)
+        var configuration = ReplayConfiguration()
+        configuration.threads = 2
+        configuration.maximumConversations = 40
+        let bounded = try Replay(configuration).run(files: [path])
+        #expect(bounded.frames == whole.frames && bounded.flowCount == whole.flowCount)
+        for kind in ConversationKind.allCases {
+            let rows = bounded.sortedConversations(kind)
+            let all = whole.sortedConversations(kind)
+            #expect(rows.count <= 40 && all.count > 40)
+            #expect(rows.allSatisfy { all.contains($0) })
+            let untracked = bounded.untrackedConversationFrames[kind, default: 0]
+            #expect(untracked > 0)
+            #expect(rows.reduce(0) { $0 + $1.frames } + untracked == all.reduce(0) { $0 + $1.frames })
+        }
+        #expect(ReplayReport.text(bounded).contains("Frames of conversations the full tables had no row for: ip "))
+        #expect(whole.untrackedConversationFrames.isEmpty)
+    }
+
     @Test func largeTablesKeepEveryFlow() throws {
         let path = try SynthCapture.write(packets: 60_000, flows: 30_000, seed: 81, format: .pcap(nanosecond: false))
         defer { unlink(path) }
