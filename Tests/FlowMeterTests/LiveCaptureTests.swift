@@ -28,7 +28,8 @@ import Testing
             print("live capture needs root (CAP_NET_RAW); skipping")
             return
         }
-        let port = UInt16(40_000 + getpid() % 20_000)
+        // Above the ephemeral range (32768…60999), so no other test's socket has this port.
+        let port = UInt16(61_000 + getpid() % 4_000)
         let sent = 300
         let path = "/tmp/netisr-live-\(getpid()).pcapng"
         defer { unlink(path) }

@@ -155,7 +155,7 @@ import Testing
         let collector = try #require(UDPCollector())
         defer { close(collector.socket) }
         // Four ports per process in 30000…32399: apart from the other live tests' ports (MetricsTests
-        // 20000…29999, LiveCaptureTests 40000…59999) and below the ephemeral range (32768…).
+        // 20000…29999, LiveCaptureTests 61000…64999) and below the ephemeral range (32768…60999).
         let port =
             UInt16(30_000 + getpid() % 600 * 4) + UInt16(dispatch == .direct ? 1 : dispatch == .hybrid ? 2 : 0)
             + (fanout ? 3 : 0)
