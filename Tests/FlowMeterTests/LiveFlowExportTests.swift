@@ -90,6 +90,65 @@ import Testing
         }
     }
 
+    /// The command: `capture --export` sends records as they end, the rest when it stops, and a
+    /// flow file asked for too gets every record.
+    @Test func theCaptureCommandExportsAsFlowsEndAndItsFlowFileHasEveryRecord() throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let netisr = try CommandLineTests.netisr()
+        let collector = try #require(UDPCollector())
+        defer { close(collector.socket) }
+        // Below the ephemeral range and apart from the ports of the test above: bursts to `port`,
+        // and to `port + 1` a datagram every 50 ms until the capture stops, a flow still open then.
+        let port = UInt16(32_400 + getpid() % 150 * 2)
+        let csv = "/tmp/netisr-live-export-\(getpid()).csv"
+        defer { unlink(csv) }
+        let sender = TestThread { Self.sendBursts(20, 30, to: port, after: 800_000, pause: 900_000) }
+        let capturing = Atomic<Bool>(true)
+        let keepalive = TestThread {
+            let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(descriptor) }
+            while capturing.load(ordering: .relaxed) {
+                _ = Loopback.withAddress(port: port + 1) {
+                    sendto(descriptor, [UInt8](repeating: 1, count: 8), 8, 0, $0, $1)
+                }
+                usleep(50_000)
+            }
+        }
+        let run = Shell.run(
+            "'\(netisr)' capture -i lo --duration 3 --idle-timeout 0.3 --export 127.0.0.1:\(collector.port) "
+                + "--flows '\(csv)' 2>&1")
+        capturing.store(false, ordering: .relaxed)
+        sender.join()
+        keepalive.join()
+        #expect(run?.status == 0)
+        let output = run?.output ?? ""
+        #expect(output.contains("exported as they ended"))
+        var decoder = IPFIXDecoder()
+        var sent: [[Substring]] = []
+        for datagram in collector.receive(count: 10_000) {
+            let decoded = decoder.decode(datagram)
+            sent += try #require(decoded).records.map { $0.split(separator: " ") }
+        }
+        #expect(output.contains("netisr: exported \(sent.count) flow records in "))
+        let ours = sent.filter { $0[3] == "\(port)" && $0[4] == "17" }
+        #expect(ours.map { $0[10].split(separator: "/").first.map(String.init) } == ["20", "30"])
+        // The file: a header and every record sent, ours with the same counts and end.
+        let rows = try #require(SharedFixtures.read(csv)).split(separator: "\n").dropFirst().map {
+            $0.split(separator: ",", omittingEmptySubsequences: false)
+        }
+        #expect(rows.count == sent.count)
+        let ourRows = rows.filter { $0[3] == "\(port)" && $0[4] == "17" }
+        #expect(ourRows.map { String($0[8]) } == ["20", "30"])
+        #expect(ourRows.first.map { String($0[14]) } == "idle-timeout")
+        // The flow still open when the capture stopped went out then, and is in the file.
+        let open = sent.filter { $0[3] == "\(port + 1)" && $0[4] == "17" }
+        #expect(open.count == 1 && open.first.map { $0.firstIndex(of: "end").map { open[0][$0 + 1] } } == "4")
+        #expect(rows.filter { $0[3] == "\(port + 1)" && $0[4] == "17" && $0[14].isEmpty }.count == 1)
+    }
+
     @Test func aFullTableEndsTheFlowsIdleLongest() {
         var table = FlowTable(timeouts: FlowTimeouts(idle: 1_000))
         // 100 flows, each last seen at a different time, in a scrambled order.
