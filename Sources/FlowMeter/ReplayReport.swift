@@ -98,6 +98,26 @@ public enum ReplayReport {
         return out
     }
 
+    /// One endpoint table as CSV (`address,port,frames,bytes,txFrames,txBytes,rxFrames,rxBytes`;
+    /// ports empty for ip/ipv6), by address and port.
+    public static func endpointsCSV(_ result: ReplayResult, _ kind: ConversationKind) -> String {
+        let rows = result.endpoints(kind)
+        var out = TextBuffer(capacity: 100 + rows.count * 64)
+        out.append("address,port,frames,bytes,txFrames,txBytes,rxFrames,rxBytes\n")
+        let comma = UInt8(ascii: ",")
+        for row in rows {
+            out.append(row.address)
+            out.append(comma)
+            if kind == .tcp || kind == .udp { out.append(decimal: row.port) }
+            for value in [row.frames, row.bytes, row.framesSent, row.bytesSent, row.framesReceived, row.bytesReceived] {
+                out.append(comma)
+                out.append(decimal: value)
+            }
+            out.append(UInt8(ascii: "\n"))
+        }
+        return out.text
+    }
+
     /// One conversation table as CSV with tshark's oracle columns.
     public static func conversationsCSV(_ result: ReplayResult, _ kind: ConversationKind) -> String {
         let rows = result.sortedConversations(kind)

@@ -70,6 +70,12 @@ public struct ReplayResult: Sendable {
     /// 16-byte pairs instead of 128-byte records took a 100k-flow sort from about 28 to 4 ms.
     public func flowsInOrder() -> [FlowRecord] { Self.inOrder(flows) }
 
+    /// tshark's endpoint table of one kind (`-z endpoints,…`): each address (and port) of the
+    /// conversation table with the frames and bytes it sent and received, by address and port.
+    public func endpoints(_ kind: ConversationKind) -> [EndpointRow] {
+        EndpointTable.endpoints(of: conversations[kind, default: []])
+    }
+
     /// `flows` in `flowsInOrder()`'s order (records sent by a live export, say).
     public static func inOrder<Records: RandomAccessCollection<FlowRecord>>(_ flows: Records) -> [FlowRecord]
     where Records.Index == Int {

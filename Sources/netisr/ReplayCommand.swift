@@ -52,6 +52,13 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Print one conversation table as CSV: ip, ipv6, tcp or udp.")
     var conversations: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Print one endpoint table (tshark's -z endpoints: what each address, or address and port, sent and "
+                + "received) as CSV: ip, ipv6, tcp or udp."))
+    var endpoints: String?
+
     @OptionGroup var flowOutput: FlowOutputOptions
 
     @Option(
@@ -78,8 +85,14 @@ struct ReplayCommand: ParsableCommand {
         if let conversations, ConversationKind(rawValue: conversations) == nil {
             throw ValidationError("--conversations is ip, ipv6, tcp or udp")
         }
-        if conversations != nil, flowOutput.flows == "-" {
-            throw ValidationError("--conversations and --flows - both write standard output")
+        if let endpoints, ConversationKind(rawValue: endpoints) == nil {
+            throw ValidationError("--endpoints is ip, ipv6, tcp or udp")
+        }
+        if conversations != nil && endpoints != nil {
+            throw ValidationError("--conversations and --endpoints both write standard output: one at a time")
+        }
+        if conversations != nil || endpoints != nil, flowOutput.flows == "-" {
+            throw ValidationError("--conversations/--endpoints and --flows - both write standard output")
         }
         if let filter {
             // Checked for Ethernet now; other link types when their first frame comes.
@@ -122,6 +135,8 @@ struct ReplayCommand: ParsableCommand {
         let report =
             if let conversations, let kind = ConversationKind(rawValue: conversations) {
                 ReplayReport.conversationsCSV(result, kind)
+            } else if let endpoints, let kind = ConversationKind(rawValue: endpoints) {
+                ReplayReport.endpointsCSV(result, kind)
             } else if json {
                 ReplayReport.json(result) + "\n"
             } else {
