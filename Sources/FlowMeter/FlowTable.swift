@@ -190,12 +190,12 @@ struct FlowTable {
     @inline(never)
     mutating func countWithTimeouts(
         _ flow: FlowKey, vlan: UInt16?, hash: UInt64, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
-        workstream: Int
+        workstream: Int, icmpTypeCode: UInt16? = nil
     ) -> Int {
         guard let row = row(of: flow, vlan: vlan, hash: hash) else {
             return count(
                 flow, vlan: vlan, hash: hash, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
-                workstream: workstream)
+                workstream: workstream, icmpTypeCode: icmpTypeCode)
         }
         var expiry = records[row].expiry(at: timestamp, timeouts)
         if expiry == .none && Self.reopens(records[row], tcpFlags: tcpFlags) { expiry = .endOfFlow }
@@ -205,6 +205,7 @@ struct FlowTable {
             return row
         }
         restart(row, endedBy: expiry, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
+        records[row].icmpTypeCode = icmpTypeCode
         return row
     }
 
@@ -297,7 +298,7 @@ struct FlowTable {
     @discardableResult
     mutating func count(
         _ flow: FlowKey, vlan: UInt16?, hash: UInt64, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
-        workstream: Int
+        workstream: Int, icmpTypeCode: UInt16? = nil
     ) -> Int {
         if let at = row(of: flow, vlan: vlan, hash: hash) {
             if tcpFlags & 0x12 == 0x02 && Self.reopens(records[at], tcpFlags: tcpFlags) {
@@ -312,7 +313,8 @@ struct FlowTable {
             records.append(
                 FlowRecord(
                     key: flow, vlan: vlan, firstTimestamp: timestamp, lastTimestamp: timestamp, packetsForward: 1,
-                    bytesForward: wireLength, tcpFlagsForward: tcpFlags, workstream: workstream))
+                    bytesForward: wireLength, tcpFlagsForward: tcpFlags, icmpTypeCode: icmpTypeCode,
+                    workstream: workstream))
             return records.count - 1
         }
     }

@@ -126,13 +126,10 @@ struct TrafficAccounts {
             flows.expires
             ? flows.countWithTimeouts(
                 flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
-                tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
+                tcpFlags: summary.pointee.tcpFlags, workstream: workstream, icmpTypeCode: summary.pointee.icmpTypeCode)
             : flows.count(
                 flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
-                tcpFlags: summary.pointee.tcpFlags, workstream: workstream)
-        if let typeCode = summary.pointee.icmpTypeCode, flows.records[row].packets == 1 {
-            flows.records[row].icmpTypeCode = typeCode  // the record's first message
-        }
+                tcpFlags: summary.pointee.tcpFlags, workstream: workstream, icmpTypeCode: summary.pointee.icmpTypeCode)
         let eventCount = summary.pointee.events.count
         guard eventCount == 1 || eventCount == 2 else {
             countEvents(summary.pointee.events, of: flow, wireLength: wireLength, timestamp: timestamp)

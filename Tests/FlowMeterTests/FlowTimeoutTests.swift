@@ -178,6 +178,9 @@ import Testing
             #expect(split.flowCount > whole.flowCount + 100)
             #expect(totals(split) == totals(whole))
             #expect(split.flows.allSatisfy { $0.lastTimestamp - $0.firstTimestamp <= 20_000_000 })
+            // Every ICMP record, the later parts of a split flow too, has its first message's type.
+            let icmp = { (result: ReplayResult) in result.flows.filter { [1, 58].contains($0.key.ipProtocol) } }
+            #expect(icmp(split).count > icmp(whole).count && icmp(split).allSatisfy { $0.icmpTypeCode != nil })
             fingerprints.insert(split.flowsInOrder().map { "\($0.key) \(Self.describe($0)) \($0.bytes)" })
         }
         #expect(fingerprints.count == 1)
