@@ -204,8 +204,9 @@ struct FlowTable {
             records[row].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return row
         }
-        restart(row, endedBy: expiry, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
-        records[row].icmpTypeCode = icmpTypeCode
+        restart(
+            row, endedBy: expiry, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
+            icmpTypeCode: icmpTypeCode)
         return row
     }
 
@@ -221,7 +222,8 @@ struct FlowTable {
     /// name the flow's conversations, not the record.
     @inline(never)
     private mutating func restart(
-        _ row: Int, endedBy expiry: FlowExpiry, _ flow: FlowKey, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8
+        _ row: Int, endedBy expiry: FlowExpiry, _ flow: FlowKey, wireLength: Int, timestamp: UInt64, tcpFlags: UInt8,
+        icmpTypeCode: UInt16?
     ) {
         finished.append(records[row])
         finished[finished.count - 1].expiry = expiry
@@ -230,7 +232,7 @@ struct FlowTable {
         (records[row].packetsForward, records[row].bytesForward) = (1, wireLength)
         (records[row].packetsReverse, records[row].bytesReverse) = (0, 0)
         (records[row].tcpFlagsForward, records[row].tcpFlagsReverse) = (tcpFlags, 0)
-        records[row].icmpTypeCode = nil
+        records[row].icmpTypeCode = icmpTypeCode
     }
 
     /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the
@@ -301,8 +303,10 @@ struct FlowTable {
         workstream: Int, icmpTypeCode: UInt16? = nil
     ) -> Int {
         if let at = row(of: flow, vlan: vlan, hash: hash) {
-            if tcpFlags & 0x12 == 0x02 && Self.reopens(records[at], tcpFlags: tcpFlags) {
-                restart(at, endedBy: .endOfFlow, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
+            if Self.reopens(records[at], tcpFlags: tcpFlags) {
+                restart(
+                    at, endedBy: .endOfFlow, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
+                    icmpTypeCode: icmpTypeCode)
                 return at
             }
             let forward = records[at].key == flow

@@ -315,7 +315,7 @@ public enum ReplayReport {
         }
     }
 
-    /// TCP flags as argus and nfdump print them (`FSRPAU`, `.` for unset).
+    /// A timeout for JSON: nanoseconds, or null when off.
     private static func timeout(_ nanoseconds: UInt64) -> JSONValue {
         nanoseconds == .max ? .null : .int(Int(clamping: nanoseconds))
     }
@@ -335,6 +335,7 @@ public enum ReplayReport {
         return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
 
+    /// TCP flags as argus and nfdump print them (`UAPRSF`, `.` for unset).
     static func tcpFlags(_ flags: UInt8) -> String {
         var text = TextBuffer(capacity: 6)
         text.append(tcpFlags: flags)

@@ -111,28 +111,20 @@ public struct ReplayResult: Sendable {
         }
         self.layers = layers
         var untracked: [ConversationKind: Int] = [:]
-        for accounts in all {
-            for (kind, table) in [
-                (ConversationKind.ip, accounts.ipv4), (.ipv6, accounts.ipv6), (.tcp, accounts.tcp),
-                (.udp, accounts.udp),
-            ]
-            where table.untrackedFrames > 0 {
-                untracked[kind, default: 0] += table.untrackedFrames
-            }
+        for kind in ConversationKind.allCases {
+            let frames = all.reduce(0) { $0 + $1[keyPath: TrafficAccounts.table(kind)].untrackedFrames }
+            if frames > 0 { untracked[kind] = frames }
         }
         untrackedConversationFrames = untracked
         // The tables move out of the accounts one kind at a time, so each part is freed once
         // merged: the peak holds the accounts or the result, not both.
         _ = consume all
         var conversations: [ConversationKind: TableRows<ConversationRow>] = [:]
-        conversations[.ip] = ConversationTable.merge(
-            accounts.take(\.ipv4, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
-        conversations[.ipv6] = ConversationTable.merge(
-            accounts.take(\.ipv6, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
-        conversations[.tcp] = ConversationTable.merge(
-            accounts.take(\.tcp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
-        conversations[.udp] = ConversationTable.merge(
-            accounts.take(\.udp, leaving: ConversationTable()), placedByAddresses: placedByAddresses)
+        for kind in ConversationKind.allCases {
+            conversations[kind] = ConversationTable.merge(
+                accounts.take(TrafficAccounts.table(kind), leaving: ConversationTable()),
+                placedByAddresses: placedByAddresses)
+        }
         self.conversations = conversations
         let flowTables = accounts.take(\.flows, leaving: FlowTable())
         flowTimeouts = flowTables.first?.timeouts ?? FlowTimeouts()

@@ -25,8 +25,16 @@ struct TrafficAccounts {
     /// `maximumConversations` rows each.
     init(flowTimeouts: FlowTimeouts = FlowTimeouts(), maximumConversations: Int = .max) {
         flows = FlowTable(timeouts: flowTimeouts)
-        for table in [\TrafficAccounts.ipv4, \.ipv6, \.tcp, \.udp] {
-            self[keyPath: table].maximumRows = maximumConversations
+        for kind in ConversationKind.allCases { self[keyPath: Self.table(kind)].maximumRows = maximumConversations }
+    }
+
+    /// The conversation table of one kind.
+    static func table(_ kind: ConversationKind) -> WritableKeyPath<TrafficAccounts, ConversationTable> {
+        switch kind {
+        case .ip: \.ipv4
+        case .ipv6: \.ipv6
+        case .tcp: \.tcp
+        case .udp: \.udp
         }
     }
 
