@@ -57,6 +57,18 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
         }
         if let flags = tcpFlags, flags & 0x05 != 0 { closed = true }
     }
+
+    /// Adds `frames` frames of `bytes` bytes from `source` in their direction.
+    @inline(__always)
+    mutating func add(source: IPAddress, sourcePort: UInt16, frames: Int, bytes: Int) {
+        if addressA == source && portA == sourcePort {
+            framesAToB += frames
+            bytesAToB += bytes
+        } else {
+            framesBToA += frames
+            bytesBToA += bytes
+        }
+    }
 }
 
 /// A row's endpoints in canonical order, for its index hash (the rows themselves are compared
@@ -111,6 +123,24 @@ struct ConversationTable {
         source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16, wireLength: Int,
         timestamp: UInt64, tcpFlags: UInt8? = nil
     ) -> Int {
+        let row = row(
+            source: source, sourcePort: sourcePort, destination: destination, destinationPort: destinationPort,
+            timestamp: timestamp, tcpFlags: tcpFlags)
+        guard row >= 0 else {
+            untrackedFrames += 1
+            return -1
+        }
+        rows[row].add(source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
+        return row
+    }
+
+    /// The row an event is counted in, found or started (with nothing counted yet: the event is
+    /// its first frame if started, `source` becoming A); -1 when the table is full and has no row
+    /// for it. A pure SYN on a closed TCP row starts a new row.
+    mutating func row(
+        source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16, timestamp: UInt64,
+        tcpFlags: UInt8? = nil
+    ) -> Int {
         let key = ConversationKey(source, sourcePort, destination, destinationPort)
         let hash = key.hash
         var found = index.find(hash) { rows[$0].joins(source, sourcePort, destination, destinationPort) }
@@ -119,40 +149,33 @@ struct ConversationTable {
             reused = existing  // a new stream on a reused 4-tuple
             found = nil
         }
-        let row: Int
-        if let found {
-            row = found
-        } else {
-            guard rows.count < maximumRows else {
-                untrackedFrames += 1
-                return -1
-            }
-            row = rows.count
-            rows.append(
-                ConversationRow(
-                    addressA: source, portA: sourcePort, addressB: destination, portB: destinationPort,
-                    firstTimestamp: timestamp))
-            if let reused { index.replace(hash, old: reused, new: row) } else { index.insert(hash, row: row) }
-        }
-        add(to: row, source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
+        if let found { return found }
+        guard rows.count < maximumRows else { return -1 }
+        let row = rows.count
+        rows.append(
+            ConversationRow(
+                addressA: source, portA: sourcePort, addressB: destination, portB: destinationPort,
+                firstTimestamp: timestamp))
+        if let reused { index.replace(hash, old: reused, new: row) } else { index.insert(hash, row: row) }
         return row
     }
 
-    /// Counts an event on a row already known to hold it (the flow cache), unless the event
-    /// would start a new TCP stream there; returns whether it was counted.
+    /// Whether a FIN or RST closed the row's TCP stream (a pure SYN then starts a new row).
     @inline(__always)
-    mutating func count(row: Int, source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8? = nil)
-        -> Bool
-    {
-        if let flags = tcpFlags, flags & 0x12 == 0x02, rows[row].closed { return false }
-        add(to: row, source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
-        return true
-    }
+    func isClosed(_ row: Int) -> Bool { rows[row].closed }
 
-    /// Adds a frame to a row in its direction (one access to the row).
+    /// Closes the row's TCP stream (a FIN or RST was seen).
     @inline(__always)
-    private mutating func add(to row: Int, source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8?) {
-        rows[row].add(source: source, sourcePort: sourcePort, wireLength: wireLength, tcpFlags: tcpFlags)
+    mutating func close(_ row: Int) { rows[row].closed = true }
+
+    /// Adds frames counted elsewhere (a flow record's) to a row: `frames` and `bytes` sent by
+    /// `source`, `framesBack` and `bytesBack` by `destination`.
+    mutating func add(
+        to row: Int, source: IPAddress, sourcePort: UInt16, frames: Int, bytes: Int, destination: IPAddress,
+        destinationPort: UInt16, framesBack: Int, bytesBack: Int
+    ) {
+        rows[row].add(source: source, sourcePort: sourcePort, frames: frames, bytes: bytes)
+        rows[row].add(source: destination, sourcePort: destinationPort, frames: framesBack, bytes: bytesBack)
     }
 
     /// Merges tables from several workstreams: their rows table after table, each table's in order

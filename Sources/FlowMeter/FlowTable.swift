@@ -43,10 +43,15 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
     public var expiry: FlowExpiry = .none
     /// The workstream that handled it.
     public var workstream: Int
-    /// The conversation rows this flow's packets count in (its outer IP and TCP/UDP rows), so
-    /// later packets skip those lookups; -1 when not known.
+    /// The conversation rows this record's packets count in (its IP row and TCP/UDP row, -1 for
+    /// none): its packets are counted on the record only, and added to those rows when it is
+    /// folded (`TrafficAccounts.fold`). -1 before its first packet is accounted;
+    /// `countedDirectly` when its packets are counted in the tables one by one.
     var networkRow: Int32 = -1
     var transportRow: Int32 = -1
+
+    /// `networkRow` of a record whose packets are counted in the conversation tables one by one.
+    static let countedDirectly: Int32 = -2
 
     /// Equal when every public field is.
     public static func == (lhs: FlowRecord, rhs: FlowRecord) -> Bool {

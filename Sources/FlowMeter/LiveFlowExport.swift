@@ -90,7 +90,7 @@ public final class LiveFlowExport: Sendable {
     {
         var ended: [FlowRecord] = []
         let limit = (maximumFlows + max(workstreams, 1) - 1) / max(workstreams, 1)
-        accounts.pointee.flows.sweep(now: now, into: &ended, keepingAtMost: limit)
+        accounts.pointee.sweepFlows(now: now, into: &ended, keepingAtMost: limit)
         guard !ended.isEmpty else { return }
         sweptRecords.wrappingAdd(ended.count, ordering: .relaxed)
         outbox.withLock { $0.append(contentsOf: ended) }

@@ -84,6 +84,12 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         links.deallocate()
     }
 
+    /// Folds every workstream's deferred conversation counts into its tables (after the engine
+    /// stopped; `TrafficAccounts.foldConversations`).
+    func foldConversations() {
+        for index in 0..<count { workstreams[index].foldConversations() }
+    }
+
     /// Every workstream's accounts (after the engine stopped).
     var all: [TrafficAccounts] { Array(UnsafeBufferPointer(start: workstreams, count: count)) }
     /// Moves one table out of every workstream's accounts, leaving `empty` in its place (after

@@ -96,6 +96,7 @@ public struct ReplayResult: Sendable {
         elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0
     ) {
+        accounts.foldConversations()
         let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }
         wireBytes = all.reduce(0) { $0 + $1.wireBytes }
