@@ -28,22 +28,29 @@ public struct EndpointRow: Sendable, Equatable {
 }
 
 enum EndpointTable {
-    private struct Key: Hashable {
-        var address: IPAddress
-        var port: UInt16
+    /// The endpoints of `rows`, ordered by address, then port.
+    static func endpoints(of rows: some Collection<ConversationRow>) -> [EndpointRow] {
+        unordered(rows).sorted { ($0.address, $0.port) < ($1.address, $1.port) }
     }
 
-    /// The endpoints of `rows`, ordered by address, then port.
-    static func endpoints(of rows: some Sequence<ConversationRow>) -> [EndpointRow] {
-        var table: [Key: EndpointRow] = [:]
+    /// The endpoints of `rows`, in order of first appearance (found through a RowIndex: with a
+    /// Dictionary keyed by address and port, 100k conversations took 0.1 s).
+    static func unordered(_ rows: some Collection<ConversationRow>) -> [EndpointRow] {
+        var endpoints: [EndpointRow] = []
+        endpoints.reserveCapacity(rows.count * 2)
+        var index = RowIndex(capacity: rows.count * 2)
         func add(_ address: IPAddress, _ port: UInt16, sent: (Int, Int), received: (Int, Int)) {
-            let key = Key(address: address, port: port)
-            var row = table[key] ?? EndpointRow(address: address, port: port)
-            row.framesSent += sent.0
-            row.bytesSent += sent.1
-            row.framesReceived += received.0
-            row.bytesReceived += received.1
-            table[key] = row
+            let hash = mixHash(address.high, address.low, UInt64(port), address.isIPv6 ? 1 : 0, 0)
+            var at = index.find(hash) { endpoints[$0].address == address && endpoints[$0].port == port } ?? -1
+            if at < 0 {
+                at = endpoints.count
+                endpoints.append(EndpointRow(address: address, port: port))
+                index.insert(hash, row: at)
+            }
+            endpoints[at].framesSent += sent.0
+            endpoints[at].bytesSent += sent.1
+            endpoints[at].framesReceived += received.0
+            endpoints[at].bytesReceived += received.1
         }
         for row in rows {
             let fromA = (row.framesAToB, row.bytesAToB)
@@ -51,6 +58,28 @@ enum EndpointTable {
             add(row.addressA, row.portA, sent: fromA, received: fromB)
             add(row.addressB, row.portB, sent: fromB, received: fromA)
         }
-        return table.values.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+        return endpoints
+    }
+
+    /// The `count` endpoints with the most bytes, most first (then by address and port), of
+    /// `endpoints`, kept in a small buffer rather than by sorting them all.
+    static func largest(_ count: Int, of endpoints: some Sequence<EndpointRow>) -> [EndpointRow] {
+        func before(_ a: EndpointRow, _ b: EndpointRow) -> Bool {
+            a.bytes != b.bytes ? a.bytes > b.bytes : (a.address, a.port) < (b.address, b.port)
+        }
+        var top: [EndpointRow] = []
+        guard count > 0 else { return top }
+        // Once the buffer was trimmed, an endpoint not before its last cannot enter the top.
+        var last: EndpointRow?
+        for endpoint in endpoints where last.map({ before(endpoint, $0) }) ?? true {
+            top.append(endpoint)
+            if top.count >= 4 * count {
+                top.sort(by: before)
+                top.removeLast(top.count - count)
+                last = top[count - 1]
+            }
+        }
+        top.sort(by: before)
+        return Array(top.prefix(count))
     }
 }

@@ -36,8 +36,9 @@ public enum ReplayReport {
         return Array(top.prefix(count))
     }
 
-    /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations by bytes, drops
-    /// by reason, then the engine's `netstat -Q` report.
+    /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations and the top
+    /// endpoints (IP addresses) by bytes — `topConversations` rows each — drops by reason, then the
+    /// engine's `netstat -Q` report.
     public static func text(_ result: ReplayResult, topConversations: Int = 10) -> String {
         var out = ""
         let seconds = Double(result.elapsedNanoseconds) / 1e9
@@ -85,6 +86,18 @@ public enum ReplayReport {
                 pad(kind.rawValue, 6) + pad(endpoint(row.addressA, row.portA), 44)
                 + pad(endpoint(row.addressB, row.portB), 44)
                 + pad(String(row.frames), 9, right: true) + pad(String(row.bytes), 12, right: true) + "\n"
+        }
+        let ipv4 = EndpointTable.unordered(result.conversations[.ip, default: []])
+        let ipv6 = EndpointTable.unordered(result.conversations[.ipv6, default: []])
+        out += "\nTop endpoints by bytes (\(ipv4.count) IPv4, \(ipv6.count) IPv6 addresses):\n"
+        out +=
+            pad("address", 40) + pad("frames", 9, right: true) + pad("bytes", 12, right: true)
+            + pad("sent", 12, right: true) + pad("received", 12, right: true) + "\n"
+        for row in EndpointTable.largest(topConversations, of: [ipv4, ipv6].joined()) {
+            out +=
+                pad(row.address.description, 40) + pad(String(row.frames), 9, right: true)
+                + pad(String(row.bytes), 12, right: true) + pad(String(row.bytesSent), 12, right: true)
+                + pad(String(row.bytesReceived), 12, right: true) + "\n"
         }
         let untracked = ConversationKind.allCases.compactMap { kind in
             result.untrackedConversationFrames[kind].map { "\(kind.rawValue) \($0)" }

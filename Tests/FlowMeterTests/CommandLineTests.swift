@@ -63,7 +63,7 @@ import Testing
         #expect(try #require(SharedFixtures.read(report)).hasPrefix("Frames:"))
     }
 
-    /// `--top N` lists N conversations, the largest first.
+    /// `--top N` lists N conversations, the largest first, and N endpoints.
     @Test func theTopTableListsAsManyConversationsAsAsked() throws {
         let netisr = try Self.netisr()
         for count in [0, 3, 25] {
@@ -75,6 +75,8 @@ import Testing
             #expect(rows.count == count)
             let bytes = rows.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }
             #expect(bytes == bytes.sorted(by: >) && bytes.count == count)
+            let endpoints = try #require(lines.firstIndex { $0.hasPrefix("address ") })
+            #expect(lines[(endpoints + 1)...].prefix { !$0.isEmpty }.count == count)
         }
     }
 

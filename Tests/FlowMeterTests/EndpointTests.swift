@@ -96,6 +96,35 @@ import Testing
         }
     }
 
+    /// The report's top endpoints are the IPv4 and IPv6 endpoint tables' largest by bytes (then
+    /// by address), as many as asked, with what each sent and received.
+    @Test func theReportListsTheLargestEndpoints() throws {
+        let path = try SynthCapture.write(packets: 3_000, flows: 200, seed: 93, format: .pcap(nanosecond: false))
+        defer { unlink(path) }
+        let result = try Replay().run(files: [path])
+        let all = (result.endpoints(.ip) + result.endpoints(.ipv6)).sorted {
+            $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.address < $1.address
+        }
+        #expect(all.count > 200)
+        for count in [0, 1, 7, 50, all.count + 5] {
+            let lines = ReplayReport.text(result, topConversations: count).split(
+                separator: "\n", omittingEmptySubsequences: false)
+            let title = try #require(lines.firstIndex { $0.hasPrefix("Top endpoints by bytes") })
+            #expect(
+                lines[title]
+                    == "Top endpoints by bytes (\(result.endpoints(.ip).count) IPv4, \(result.endpoints(.ipv6).count) IPv6 addresses):"
+            )
+            let rows = lines[(title + 2)...].prefix { !$0.isEmpty }.map { $0.split(separator: " ").map(String.init) }
+            let expected = all.prefix(count).map {
+                [
+                    $0.address.description, String($0.frames), String($0.bytes), String($0.bytesSent),
+                    String($0.bytesReceived),
+                ]
+            }
+            #expect(rows == expected, "top \(count)")
+        }
+    }
+
     @Test func endpointTablesMatchTshark() throws {
         guard Shell.has("tshark") else {
             print("tshark is not installed; skipping (.ci/run installs it)")
