@@ -1,13 +1,14 @@
-// LiveFlowExport: sends flow records to an IPFIX collector while a live capture runs, as a NetFlow
-// probe does (softflowd, nfprobe), instead of all of them when the capture stops.
+// LiveFlowExport: sends flow records to an IPFIX collector and/or appends them to a flow file while
+// a live capture runs, as a NetFlow probe does (softflowd, nfprobe; argus -w), instead of all of
+// them when the capture stops.
 //
 // Every `interval` seconds the capture has each workstream sweep its flow table (`FlowTable.sweep`)
 // on the thread that owns it: through a queue-less protocol the reader schedules on every
 // workstream (deferred and hybrid dispatch), or in the reader itself where the handlers run there
 // (direct dispatch, fanout). A sweep moves the records that ended — by a packet or by the clock —
-// into the shared outbox; this object's thread takes the outbox and sends it. The outbox mutex is
-// taken once per sweep and once per send, never per packet. Sent records are let go unless kept for
-// a flow file (`keepsRecords`), so a long capture's memory holds the open flows only.
+// into the shared outbox; this object's thread takes the outbox, sends it and writes it. The outbox
+// mutex is taken once per sweep and once per send, never per packet. Sent and written records are
+// let go, so a long capture's memory holds the open flows only.
 
 import Synchronization
 
@@ -15,31 +16,37 @@ import Synchronization
     import Glibc
 #endif
 
-/// Exports flow records over IPFIX as their timeouts end them, during a live capture.
+/// Exports flow records over IPFIX and/or writes them to a file as their timeouts end them, during a
+/// live capture.
 ///
 /// ```swift
 /// var configuration = ReplayConfiguration()
 /// configuration.flowTimeouts = FlowTimeouts(idle: 15, active: 1800)
-/// let export = LiveFlowExport(exporter: try IPFIXExporter(destination: "127.0.0.1:9995"))
+/// let export = LiveFlowExport(
+///     exporter: try IPFIXExporter(destination: "127.0.0.1:9995"), file: try FlowRecordWriter(path: "flows.csv"))
 /// let result = try Replay(configuration).run(interface: "eth0", duration: 60, flowExport: export)
 /// export.send(result.flowsInOrder())  // the records still open at the end
+/// try export.finish()
 /// ```
 public final class LiveFlowExport: Sendable {
     /// Seconds between sweeps.
     public let interval: Double
-    /// The collector as given.
-    public let destination: String
-    /// Whether sent records are kept (`sentRecords`), for a flow file written at the end.
-    public let keepsRecords: Bool
+    /// The collector as given, if records are exported.
+    public let destination: String?
+    /// The flow file as given, if records are written to one.
+    public let filePath: String?
     /// The most open flows the tables hold, all workstreams together: past it, each sweep ends the
     /// records idle longest (`FlowExpiry.tableFull`, IPFIX's "lack of resources"), so a flood of
     /// new flows costs bounded memory. Between sweeps a table may grow by one interval's new flows.
     public let maximumFlows: Int
 
     private struct Sender: ~Copyable {
-        var exporter: IPFIXExporter
+        var exporter: IPFIXExporter?
+        var file: FlowRecordWriter?
         var summary = IPFIXExportSummary()
-        var kept: [FlowRecord] = []
+        /// The file's first failed write (nothing more is written to it then).
+        var fileError: FlowRecordWriter.WriteError?
+        var recordsWritten = 0
     }
 
     private let sender: Mutex<Sender>
@@ -47,32 +54,46 @@ public final class LiveFlowExport: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let sweptRecords = Atomic<Int>(0)
 
-    /// Exports through `exporter`, sweeping every `interval` seconds (at least 10 ms).
+    /// Exports through `exporter` and writes to `file` (either may be nil), sweeping every
+    /// `interval` seconds (at least 10 ms).
     public init(
-        exporter: consuming IPFIXExporter, interval: Double = 1, keepsRecords: Bool = false,
+        exporter: consuming IPFIXExporter?, file: consuming FlowRecordWriter? = nil, interval: Double = 1,
         maximumFlows: Int = 1 << 20
     ) {
-        destination = exporter.destination
+        destination = exporter?.destination
+        filePath = file?.path
         self.interval = max(interval, 0.01)
-        self.keepsRecords = keepsRecords
         self.maximumFlows = max(maximumFlows, 1)
-        sender = Mutex(Sender(exporter: exporter))
+        sender = Mutex(Sender(exporter: exporter, file: file))
     }
 
-    /// Sends `flows` now (the records still open when the capture stopped, say).
+    /// Sends and writes `flows` now (the records still open when the capture stopped, say).
     public func send(_ flows: [FlowRecord]) {
         sender.withLock { sender in
-            let sent = sender.exporter.export(flows, exportTime: UInt32(clamping: time(nil)))
-            sender.summary.add(sent)
-            if keepsRecords { sender.kept.append(contentsOf: flows) }
+            if sender.exporter != nil {
+                sender.summary.add(sender.exporter!.export(flows, exportTime: UInt32(clamping: time(nil))))
+            }
+            guard sender.fileError == nil, sender.file != nil else { return }
+            do throws(FlowRecordWriter.WriteError) {
+                try sender.file!.write(flows)
+                sender.recordsWritten += flows.count
+            } catch { sender.fileError = error }
         }
     }
 
-    /// Everything sent so far.
+    /// Everything exported so far.
     public var summary: IPFIXExportSummary { sender.withLock { $0.summary } }
 
-    /// The records sent so far, when kept.
-    public var sentRecords: [FlowRecord] { sender.withLock { $0.kept } }
+    /// Records written to the file so far.
+    public var recordsWritten: Int { sender.withLock { $0.recordsWritten } }
+
+    /// Ends and closes the flow file, if any (after the last `send`); throws the file's first
+    /// failed write, if one failed.
+    public func finish() throws(FlowRecordWriter.WriteError) {
+        if let failure = sender.withLock({ $0.fileError }) { throw failure }
+        let file = sender.withLock { $0.file.take() }
+        try file?.finish()
+    }
 
     /// Records that sweeps ended during the capture (sent, or in the outbox until the next send).
     var sweptCount: Int { sweptRecords.load(ordering: .relaxed) }

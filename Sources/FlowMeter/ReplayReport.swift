@@ -169,9 +169,18 @@ public enum ReplayReport {
     /// These flow records as CSV, in this order.
     public static func flowsCSV(_ flows: [FlowRecord]) -> String {
         var out = TextBuffer(capacity: 200 + flows.count * 128)
-        out.append(
-            "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,"
-                + "workstream,ended_by,icmp_type,icmp_code\n")
+        out.append(flowsCSVHeader)
+        appendCSV(flows, to: &out)
+        return out.text
+    }
+
+    /// The flow CSV's header line.
+    static let flowsCSVHeader =
+        "src,sport,dst,dport,proto,vlan,first_ns,last_ns,packets_fwd,bytes_fwd,packets_rev,bytes_rev,tcp_flags,"
+        + "workstream,ended_by,icmp_type,icmp_code\n"
+
+    /// Appends flow records as CSV lines (no header).
+    static func appendCSV(_ flows: [FlowRecord], to out: inout TextBuffer) {
         let comma = UInt8(ascii: ",")
         for flow in flows {
             let key = flow.key
@@ -210,7 +219,6 @@ public enum ReplayReport {
             if let typeCode = flow.icmpTypeCode { out.append(decimal: typeCode & 0xFF) }
             out.append(UInt8(ascii: "\n"))
         }
-        return out.text
     }
 
     /// Flow records as a JSON array, in `flowsInOrder()`'s order.
@@ -221,12 +229,19 @@ public enum ReplayReport {
     public static func flowsJSON(_ flows: [FlowRecord]) -> String {
         var out = TextBuffer(capacity: 4 + flows.count * 280)
         out.append("[")
+        appendJSON(flows, to: &out, first: true)
+        out.append("]\n")
+        return out.text
+    }
+
+    /// Appends flow records as JSON objects, comma-separated (a comma first unless `first`).
+    static func appendJSON(_ flows: [FlowRecord], to out: inout TextBuffer, first: Bool) {
         func number(_ key: String, _ value: some BinaryInteger) {
             out.append(key)
             out.append(decimal: value)
         }
         for (index, flow) in flows.enumerated() {
-            out.append(index == 0 ? "{\"src\":\"" : ",{\"src\":\"")
+            out.append(index == 0 && first ? "{\"src\":\"" : ",{\"src\":\"")
             out.append(flow.key.source)
             number("\",\"sport\":", flow.key.sourcePort)
             out.append(",\"dst\":\"")
@@ -252,8 +267,6 @@ public enum ReplayReport {
                 out.append(",\"icmp_type\":null,\"icmp_code\":null}")
             }
         }
-        out.append("]\n")
-        return out.text
     }
 
     /// Everything as one JSON object: frames, wire_bytes, captured_bytes, l3l4, drops, errors,

@@ -69,8 +69,9 @@ struct CaptureCommand: ParsableCommand {
     @Option(
         name: .customLong("max-flows"),
         help: ArgumentHelp(
-            "With --export: the most open flows kept; past it, the flows idle longest are exported early "
-                + "(IPFIX's \"lack of resources\"), so a flood of new flows costs bounded memory.", valueName: "n"))
+            "With --export or --flows and timeouts: the most open flows kept; past it, the flows idle longest "
+                + "end early (IPFIX's \"lack of resources\"), so a flood of new flows costs bounded memory.",
+            valueName: "n"))
     var maximumFlows = 1 << 20
 
     @Option(

@@ -56,19 +56,20 @@ struct FlowOutputOptions: ParsableArguments {
         export != nil && idleTimeout == nil && activeTimeout == nil ? FlowTimeouts(idle: 15, active: 1_800) : timeouts
     }
 
-    /// For a live capture: the collector connected, exporting records as they end (kept for
-    /// `--flows` when that is given too).
+    /// For a live capture: the collector connected and the flow file created, as asked, records
+    /// going to both as they end; nil when neither was asked for.
     func connectLive(maximumFlows: Int) throws -> LiveFlowExport? {
-        guard let exporter = try connect() else { return nil }
-        return LiveFlowExport(exporter: exporter, keepsRecords: flows != nil, maximumFlows: maximumFlows)
+        guard export != nil || flows != nil else { return nil }
+        let exporter = try connect()
+        return LiveFlowExport(exporter: exporter, file: try flows.map(openFlowFile), maximumFlows: maximumFlows)
     }
 
-    /// After a live capture: sends the records still open to the collector and writes the flow
-    /// file with every record, sent during the capture or now.
+    /// After a live capture: sends the records still open to the collector and the flow file, and
+    /// closes the file.
     func emit(_ result: ReplayResult, liveExport: LiveFlowExport) throws {
         liveExport.send(result.flowsInOrder())
-        if let flows { try writeFlows(ReplayResult.inOrder(liveExport.sentRecords), to: flows) }
-        try report(liveExport.summary, destination: liveExport.destination)
+        do { try liveExport.finish() } catch { throw ValidationError(error.description) }
+        if let destination = liveExport.destination { try report(liveExport.summary, destination: destination) }
     }
 
     /// Connects to the collector before any packet is read, so a bad address fails at once.
@@ -91,17 +92,17 @@ struct FlowOutputOptions: ParsableArguments {
 
     /// Writes `ordered` to `path` as its extension asks.
     private func writeFlows(_ ordered: [FlowRecord], to path: String) throws {
-        if path.hasSuffix(".ipfix") {
-            var encoder = IPFIXEncoder(templates: .firstMessage)
-            try writeFile(path) { file in
-                try encoder.encode(ordered, exportTime: UInt32(clamping: time(nil))) { message, _ in
-                    try file.write(message)
-                }
-            }
-        } else {
-            let text = path.hasSuffix(".json") ? ReplayReport.flowsJSON(ordered) : ReplayReport.flowsCSV(ordered)
-            try writeFile(path) { try $0.write(text) }
-        }
+        var file = try openFlowFile(path)
+        do {
+            try file.write(ordered)
+            try file.finish()
+        } catch { throw ValidationError(error.description) }
+    }
+
+    /// Creates the flow file at `path` ("-": standard output, after what is buffered there).
+    private func openFlowFile(_ path: String) throws -> FlowRecordWriter {
+        if path == "-" { fflush(nil) }
+        do { return try FlowRecordWriter(path: path) } catch { throw ValidationError(error.description) }
     }
 
     /// Says what an export sent; a failure also exits with status 1.

@@ -149,43 +149,6 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
-/// Writes a file through `body` (`-`: standard output); a failed open, write or close is one
-/// clear error.
-func writeFile(_ path: String, _ body: (OutputFile) throws -> Void) throws {
-    let name = path == "-" ? "standard output" : path
-    if path == "-" { fflush(nil) }  // what print() buffered goes first
-    guard let file = path == "-" ? fdopen(dup(1), "w") : fopen(path, "w") else {
-        throw ValidationError("cannot write \(name): \(String(cString: strerror(errno)))")
-    }
-    let output = OutputFile(path: name, file: file)
-    do { try body(output) } catch {
-        fclose(file)
-        throw error
-    }
-    guard fclose(file) == 0 else { throw ValidationError("cannot write \(name): \(String(cString: strerror(errno)))") }
-}
-
-/// An open file `writeFile` hands out.
-struct OutputFile {
-    let path: String
-    let file: UnsafeMutablePointer<FILE>
-
-    func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try write($0) }
-    }
-
-    func write(_ text: String) throws {
-        var text = text
-        try text.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
-    }
-
-    private func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard fwrite(bytes.baseAddress, 1, bytes.count, file) == bytes.count else {
-            throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
-    }
-}
-
 /// One line to standard error.
 func standardError(_ line: String) {
     writeStandardError(line + "\n")

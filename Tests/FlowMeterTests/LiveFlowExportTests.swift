@@ -184,6 +184,35 @@ import Testing
         #expect(Set(largest.map(\.key)).count == largest.count)
     }
 
+    /// `capture --flows` without `--export`: the file grows while the capture runs (a record ended
+    /// idle is in it before the capture stops) and holds every record at the end.
+    @Test func theCaptureCommandWritesItsFlowFileAsFlowsEnd() throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let netisr = try CommandLineTests.netisr()
+        // 32700…32767: apart from the ports of the tests above, below the ephemeral range.
+        let port = UInt16(32_700 + getpid() % 34 * 2)
+        let csv = "/tmp/netisr-live-flowfile-\(getpid()).csv"
+        defer { unlink(csv) }
+        let capture = TestThread {
+            _ = Shell.run("'\(netisr)' capture -i lo --duration 4 --idle-timeout 0.3 --flows '\(csv)' > /dev/null 2>&1")
+        }
+        Self.sendBursts(20, 0, to: port, after: 300_000, pause: 0)
+        usleep(3_000_000)  // the record ended idle at ≈ 0.6 s; swept and written within two 1 s ticks
+        func ours() -> [[Substring]] {
+            (SharedFixtures.read(csv) ?? "").split(separator: "\n").dropFirst().map {
+                $0.split(separator: ",", omittingEmptySubsequences: false)
+            }.filter { $0[3] == "\(port)" && $0[4] == "17" }
+        }
+        let whileCapturing = ours()
+        capture.join()
+        #expect(whileCapturing.map { [$0[8], $0[14]] } == [["20", "idle-timeout"]])
+        #expect(ours().count == 1)
+        #expect(SharedFixtures.read(csv)?.hasPrefix("src,sport,dst,") == true)
+    }
+
     /// Datagrams to 127.0.0.1:`port` from one socket (one flow): `first`, then after `pause`
     /// microseconds `second` more.
     static func sendBursts(_ first: Int, _ second: Int, to port: UInt16, after delay: useconds_t, pause: useconds_t) {
@@ -222,8 +251,11 @@ import Testing
         configuration.threads = 2
         configuration.dispatch = dispatch
         configuration.flowTimeouts = FlowTimeouts(idle: 0.3, active: 60)
+        let csv = "/tmp/netisr-live-flows-\(getpid())-\(port).csv"
+        defer { unlink(csv) }
         let export = LiveFlowExport(
-            exporter: try IPFIXExporter(destination: "127.0.0.1:\(collector.port)"), interval: 0.1, keepsRecords: true)
+            exporter: try IPFIXExporter(destination: "127.0.0.1:\(collector.port)"),
+            file: try FlowRecordWriter(path: csv), interval: 0.1)
         let received = Mutex<[(time: UInt64, bytes: [UInt8])]>([])
         let listening = Atomic<Bool>(true)
         let listener = TestThread {
@@ -236,8 +268,16 @@ import Testing
         let sender = TestThread { Self.sendBursts(20, 30, to: port, after: 300_000, pause: 900_000) }
         let result = try Replay(configuration).run(interface: "lo", duration: 2.2, fanout: fanout, flowExport: export)
         let captureEnded = Self.realtime()
+        // Our flow's rows in the flow file: (packets forward, ended by).
+        func fileRows() throws -> [[Substring]] {
+            try #require(SharedFixtures.read(csv)).split(separator: "\n").dropFirst().map {
+                $0.split(separator: ",", omittingEmptySubsequences: false)
+            }
+        }
+        let writtenDuringCapture = try fileRows().filter { $0[3] == "\(port)" && $0[4] == "17" }
         sender.join()
         export.send(result.flowsInOrder())
+        try export.finish()
         usleep(200_000)
         listening.store(false, ordering: .relaxed)
         listener.join()
@@ -259,17 +299,22 @@ import Testing
         #expect(
             ours.first.flatMap { record in record.fields.firstIndex(of: "end").map { record.fields[$0 + 1] } } == "1")
         #expect(ours.first.map { $0.time < captureEnded } == true)
-        // Every record went out once; the count adds up.
+        // The flow file had the first record before the capture stopped, and has both now.
+        #expect(writtenDuringCapture.first.map { [$0[8], $0[14]] } == ["20", "idle-timeout"])
+        let rows = try fileRows()
+        #expect(rows.filter { $0[3] == "\(port)" && $0[4] == "17" }.map { $0[8] } == ["20", "30"])
+        // Every record went out once, to the collector and to the file; the count adds up.
         let summary = export.summary
         #expect(summary.failedDatagrams == 0 && summary.firstError == nil)
-        #expect(summary.records == export.sentRecords.count)
+        #expect(summary.records == rows.count && export.recordsWritten == rows.count)
         #expect(result.flowsExportedDuringCapture > 0)
         #expect(result.flowCount == result.flows.count + result.flowsExportedDuringCapture)
-        #expect(export.sentRecords.count == result.flowCount)
+        #expect(rows.count == result.flowCount)
         #expect(result.snapshot.totals.offered == result.snapshot.totals.accountedFor)
         let udpFrames = result.conversations[.udp, default: []].filter { $0.portB == port }.reduce(0) { $0 + $1.frames }
-        let recordPackets = export.sentRecords.filter { $0.key.destinationPort == port && $0.key.ipProtocol == 17 }
-            .reduce(0) { $0 + $1.packets }
+        let recordPackets = rows.filter { $0[3] == "\(port)" && $0[4] == "17" }.reduce(0) {
+            $0 + Int($1[8])! + Int($1[10])!
+        }
         #expect(udpFrames == 50 && recordPackets == 50)
     }
 }
