@@ -155,6 +155,8 @@ struct FlowTable {
     private var index = RowIndex()
     /// Records their flow's timeouts ended (empty without timeouts).
     var finished = TableArray<FlowRecord>()
+    /// Where the next sweep starts looking (`sweep`'s slices).
+    private var sweepCursor = 0
     let timeouts: FlowTimeouts
 
     init(timeouts: FlowTimeouts = FlowTimeouts()) {
@@ -245,17 +247,23 @@ struct FlowTable {
     /// packets ended (`finished`) to `ended`. A record ended here leaves the table: the last
     /// record moves into its row. Nothing happens without timeouts.
     ///
-    /// Then, if more than `limit` records remain, the records idle longest end too (`tableFull`)
-    /// until `limit` remain.
+    /// A sweep looks at `slice` records at most, from where the last one stopped (`sweepCursor`),
+    /// so that a large table is swept a slice at a time: the thread that owns it pauses for a
+    /// slice, not for the whole table. When a sweep reaches the table's end (a pass), and more than
+    /// `limit` records remain, the records idle longest end too (`tableFull`) until `limit` remain.
     ///
     /// Row numbers change: call it between handler calls, never while a burst's pipeline holds
     /// rows it looked up.
-    mutating func sweep(now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max) {
+    mutating func sweep(
+        now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max, slice: Int = .max
+    ) {
         guard expires else { return }
         for record in finished { ended.append(record) }
         finished = TableArray()
-        var row = 0
-        while row < records.count {
+        var row = min(sweepCursor, records.count)
+        var looked = 0
+        while row < records.count && looked < slice {
+            looked += 1
             let expiry = records[row].expiry(at: now, timeouts)
             guard expiry != .none else {
                 row += 1
@@ -266,6 +274,11 @@ struct FlowTable {
             ended.append(record)
             remove(row)
         }
+        guard row >= records.count else {
+            sweepCursor = row
+            return
+        }
+        sweepCursor = 0
         guard records.count > max(limit, 0) else { return }
         var idlest = records.indices.map { (last: records[$0].lastTimestamp, row: $0) }
         idlest.sort { ($0.last, $0.row) < ($1.last, $1.row) }

@@ -2,8 +2,10 @@
 // a live capture runs, as a NetFlow probe does (softflowd, nfprobe; argus -w), instead of all of
 // them when the capture stops.
 //
-// Every `interval` seconds the capture has each workstream sweep its flow table (`FlowTable.sweep`)
-// on the thread that owns it: through a queue-less protocol the reader schedules on every
+// Eight times every `interval` seconds the capture has each workstream sweep an eighth of its flow
+// table (`FlowTable.sweep`'s slices, so the whole table once per interval, and a worker with a
+// million flows pauses a few milliseconds at a time rather than for the whole table) on the thread
+// that owns it: through a queue-less protocol the reader schedules on every
 // workstream (deferred and hybrid dispatch), or in the reader itself where the handlers run there
 // (direct dispatch, fanout). A sweep moves the records that ended — by a packet or by the clock —
 // into the shared outbox; this object's thread takes the outbox, sends it and writes it. The outbox
@@ -105,13 +107,21 @@ public final class LiveFlowExport: Sendable {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
-    /// Sweeps one workstream's flow table (of `workstreams`, which share `maximumFlows`) into the
-    /// outbox. Only on the thread that runs that workstream's handlers.
+    /// Sweeps per interval, each through a slice of the table.
+    static let slicesPerInterval = 8
+
+    /// Seconds between sweeps.
+    var sweepInterval: Double { interval / Double(Self.slicesPerInterval) }
+
+    /// Sweeps a slice of one workstream's flow table (of `workstreams`, which share
+    /// `maximumFlows`) into the outbox. Only on the thread that runs that workstream's handlers.
     func sweep(_ accounts: UnsafeMutablePointer<TrafficAccounts>, workstreams: Int, now: UInt64 = LiveFlowExport.now())
     {
         var ended: [FlowRecord] = []
         let limit = (maximumFlows + max(workstreams, 1) - 1) / max(workstreams, 1)
-        accounts.pointee.sweepFlows(now: now, into: &ended, keepingAtMost: limit)
+        let open = accounts.pointee.flows.records.count
+        let slice = max(1_024, (open + Self.slicesPerInterval - 1) / Self.slicesPerInterval)
+        accounts.pointee.sweepFlows(now: now, into: &ended, keepingAtMost: limit, slice: slice)
         guard !ended.isEmpty else { return }
         sweptRecords.wrappingAdd(ended.count, ordering: .relaxed)
         outbox.withLock { $0.append(contentsOf: ended) }

@@ -134,7 +134,7 @@ extension Replay {
         let arena = reader == 0 ? session.arena : PacketArena(chunks: 2, workstreams: session.workstreams)
         defer { if reader != 0 { arena.drain() } }
         var nextView = limits.started + (liveView?.interval ?? .infinity)
-        var nextSweep = limits.started + (session.flowExport?.interval ?? .infinity)
+        var nextSweep = limits.started + (session.flowExport?.sweepInterval ?? .infinity)
         var talkers = FlowTable()
         /// For the live view: wire bytes per workstream × protocol since the last block.
         var protocolBytes = [Int](
@@ -192,7 +192,7 @@ extension Replay {
             releaseFinishedBlocks(&held, ring, capture)
             status.update(reader, capture.statistics())
             if let flowExport = session.flowExport, now >= nextSweep {
-                nextSweep = now + flowExport.interval
+                nextSweep = now + flowExport.sweepInterval
                 sweepFlows(flowExport, reader: reader, session: session)
             }
             if let liveView, now >= nextView {

@@ -285,9 +285,11 @@ struct TrafficAccounts {
 
     /// Sweeps the flow table (`FlowTable.sweep`), folding the ended records' counts into the
     /// conversation tables as they leave it.
-    mutating func sweepFlows(now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max) {
+    mutating func sweepFlows(
+        now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max, slice: Int = .max
+    ) {
         let first = ended.count
-        flows.sweep(now: now, into: &ended, keepingAtMost: limit)
+        flows.sweep(now: now, into: &ended, keepingAtMost: limit, slice: slice)
         for record in ended[first...] { fold(record) }
     }
 

@@ -90,6 +90,42 @@ import Testing
         }
     }
 
+    /// Sweeps in slices: each looks at `slice` records at most, from where the last stopped, and
+    /// a pass over the whole table (new flows and moved records included) ends every idle record
+    /// once; a full table's idlest end only when a pass completes.
+    @Test func slicedSweepsCoverTheTableAPassAtATime() {
+        var table = FlowTable(timeouts: FlowTimeouts(idle: 10))
+        let flows = (1...5_000).map { Self.flow(UInt16($0)) }
+        for (number, flow) in flows.enumerated() { Self.count(&table, flow, at: number % 3 == 0 ? 0 : 50) }
+        let idle = Set(flows.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        let late = Self.flow(6_000)
+        var ended: [FlowRecord] = []
+        var sweeps = 0
+        var endedPerSweep: [Int] = []
+        while Set(ended.map(\.key)) != idle.union([late]) && sweeps < 20 {
+            let before = ended.count
+            table.sweep(now: 55 * Self.second, into: &ended, slice: 600)
+            sweeps += 1
+            endedPerSweep.append(ended.count - before)
+            // A flow that comes between sweeps is looked at in the same pass.
+            if sweeps == 3 { Self.count(&table, late, at: 0) }
+        }
+        // 5,001 records in slices of 600, the ended ones leaving: a pass of several sweeps, each
+        // ending no more than it looked at.
+        #expect((2...9).contains(sweeps) && endedPerSweep.allSatisfy { $0 <= 600 } && endedPerSweep[0] < idle.count)
+        #expect(ended.count == idle.count + 1 && ended.allSatisfy { $0.expiry == .idleTimeout })
+        #expect(table.records.count == flows.count - idle.count)
+        for flow in flows where !idle.contains(flow) { Self.count(&table, flow, at: 56) }
+        #expect(table.records.count == flows.count - idle.count && table.records.allSatisfy { $0.packets == 2 })
+        // Over a limit of 3,000 with 3,333 open: the idlest end when the pass reaches the table's
+        // end (the sixth slice), not before.
+        var full: [FlowRecord] = []
+        for _ in 0..<5 { table.sweep(now: 57 * Self.second, into: &full, keepingAtMost: 3_000, slice: 600) }
+        #expect(full.isEmpty)
+        table.sweep(now: 57 * Self.second, into: &full, keepingAtMost: 3_000, slice: 600)
+        #expect(full.count == 333 && full.allSatisfy { $0.expiry == .tableFull } && table.records.count == 3_000)
+    }
+
     /// The command: `capture --export` sends records as they end, the rest when it stops, and a
     /// flow file asked for too gets every record.
     @Test func theCaptureCommandExportsAsFlowsEndAndItsFlowFileHasEveryRecord() throws {
