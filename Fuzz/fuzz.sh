@@ -2,7 +2,7 @@
 # Builds and runs the libFuzzer targets (Swift's -sanitize=fuzzer,address).
 #
 #   Fuzz/fuzz.sh build                    build every target into .build-fuzz/
-#   Fuzz/fuzz.sh run TARGET SECONDS [ARGS] fuzz one target (pcap, pcapng, parser, filter) from its corpus
+#   Fuzz/fuzz.sh run TARGET SECONDS [ARGS] fuzz one target (pcap, pcapng, parser, filter, gzip) from its corpus
 #   Fuzz/fuzz.sh smoke [SECONDS]          every target briefly with a fixed seed (what CI runs)
 #   Fuzz/fuzz.sh minimize TARGET          shrink Fuzz/corpus/TARGET to the inputs that add coverage
 #
@@ -17,8 +17,9 @@ sources=$(find "$root/Sources/PacketWire" -name '*.swift' -not -path '*/Live/*' 
 
 build() {
     mkdir -p "$out"
-    for target in pcap pcapng parser filter; do
+    for target in pcap pcapng parser filter gzip; do
         case $target in
+            gzip) file=FuzzGzip ;;
             pcap) file=FuzzPcap ;;
             pcapng) file=FuzzPcapng ;;
             parser) file=FuzzParser ;;
@@ -61,7 +62,7 @@ case "${1:-}" in
     smoke)
         seconds="${2:-20}"
         build
-        for target in pcap pcapng parser filter; do
+        for target in pcap pcapng parser filter gzip; do
             run "$target" "$seconds" -seed=1 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || true
             [ -z "$(ls -A "$out/crashes" 2>/dev/null)" ] || { echo "fuzzing found a crash: $(ls "$out/crashes")" >&2; exit 1; }
         done

@@ -16,10 +16,13 @@ let interrupted = Atomic<Bool>(false)
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Replay capture files (pcap or pcapng) through the engine into per-flow accounting.",
+        abstract: "Replay capture files (pcap or pcapng, plain or gzip) through the engine into per-flow accounting.",
         discussion: "With no file, replays the bundled sample capture (made by `netisr synth`).")
 
-    @Argument(help: "Capture files (pcap or pcapng, detected from their content); - reads standard input.")
+    @Argument(
+        help:
+            "Capture files (pcap or pcapng, plain or gzip-compressed, detected from their content); - reads standard input."
+    )
     var files: [String] = []
 
     @Option(name: .long, help: "Workstreams (worker threads); default: one per CPU.")

@@ -7,7 +7,7 @@ public struct CaptureError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case unknownFormat, truncatedHeader, truncatedRecord, recordTooLarge, badBlockLength, unexpectedBlock,
-                unknownInterface, badByteOrderMagic, io
+                unknownInterface, badByteOrderMagic, damagedCompression, io
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -28,6 +28,9 @@ public struct CaptureError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let unknownInterface = Code(.unknownInterface)
         /// A pcapng section header has an unknown byte-order magic.
         public static let badByteOrderMagic = Code(.badByteOrderMagic)
+        /// A gzip-compressed file's data is damaged: invalid DEFLATE data, or a CRC-32 or length
+        /// that does not match (the offset is in the compressed file).
+        public static let damagedCompression = Code(.damagedCompression)
         /// The file could not be opened or read.
         public static let io = Code(.io)
 

@@ -69,15 +69,16 @@ public final class CaptureReader {
     /// The file's size, when known.
     public var size: Int? { source.size }
 
-    /// Opens a capture file; `-` reads standard input (a pipe has no `size`).
+    /// Opens a capture file; `-` reads standard input (a pipe has no `size`). A gzip-compressed
+    /// file is decompressed as it is read (it has no `size` either).
     public convenience init(path: String, bufferSize: Int = 2 << 20) throws(CaptureError) {
-        try self.init(source: FileCaptureSource(path: path), bufferSize: bufferSize)
+        try self.init(source: openCaptureSource(path: path), bufferSize: bufferSize)
     }
 
-    /// Opens a capture file (`-`: standard input), reading into buffers `buffers` lends (see
-    /// `CaptureBufferProvider`).
+    /// Opens a capture file (`-`: standard input; gzip-compressed or not), reading into buffers
+    /// `buffers` lends (see `CaptureBufferProvider`).
     public convenience init(path: String, buffers: CaptureBufferProvider) throws(CaptureError) {
-        try self.init(source: FileCaptureSource(path: path), bufferSize: buffers.bufferSize, provider: buffers)
+        try self.init(source: openCaptureSource(path: path), bufferSize: buffers.bufferSize, provider: buffers)
     }
 
     /// Reads a capture from memory.

@@ -14,11 +14,27 @@ protocol CaptureSource: AnyObject {
     var size: Int? { get }
 }
 
+/// Opens `path` (`-`: standard input) as a capture's bytes: as they are, or decompressed when they
+/// are gzip data (`GzipCaptureSource`), told apart by the first two bytes.
+func openCaptureSource(path: String) throws(CaptureError) -> any CaptureSource {
+    let file = try FileCaptureSource(path: path)
+    var head: [UInt8] = []
+    var byte: UInt8 = 0
+    while head.count < 2, try file.read(into: &byte, count: 1) == 1 { head.append(byte) }
+    guard GzipCaptureSource.isGzip(head) else {
+        file.unread(head)
+        return file
+    }
+    return GzipCaptureSource(file, prefix: head)
+}
+
 /// A file read with `read(2)`: a regular file, a pipe, or standard input (`-`).
 final class FileCaptureSource: CaptureSource {
     private let descriptor: Int32
     let size: Int?
     let path: String
+    /// Bytes read ahead (to see the format) and given back, returned first.
+    private var returned: [UInt8] = []
 
     /// Opens `path`; `-` reads standard input (through a duplicate of its descriptor, so closing
     /// the source leaves the process's standard input open).
@@ -35,7 +51,16 @@ final class FileCaptureSource: CaptureSource {
 
     deinit { close(descriptor) }
 
+    /// Gives `bytes`, the last read, back: the next reads return them first.
+    func unread(_ bytes: [UInt8]) { returned = bytes + returned }
+
     func read(into destination: UnsafeMutableRawPointer, count: Int) throws(CaptureError) -> Int {
+        if !returned.isEmpty {
+            let n = min(count, returned.count)
+            returned.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            returned.removeFirst(n)
+            return n
+        }
         while true {
             let got = Glibc.read(descriptor, destination, count)
             if got >= 0 { return got }

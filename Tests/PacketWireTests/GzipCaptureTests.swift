@@ -1,0 +1,195 @@
+// Gzip-compressed captures: read as they decompress, they give the records of the plain file —
+// compressed by gzip itself at every level (dynamic Huffman blocks; fixed ones for a few packets;
+// stored blocks for bytes that do not compress), a stored block made by hand, several members with
+// padding after them, a pipe — and damage (truncation anywhere, bit flips, a wrong CRC) is a
+// CaptureError, never a trap or a hang. Skips with a message where gzip is not installed (Debian
+// always has it).
+
+import TestSupport
+import Testing
+
+@testable import PacketWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct GzipCaptureTests {
+    /// A synthesized capture's bytes (`randomPayloads`: UDP datagrams of random bytes instead).
+    static func capture(packets: Int, randomPayloads: Bool = false) throws -> [UInt8] {
+        let path = "/tmp/netisr-gzip-\(getpid())-\(packets)-\(randomPayloads).pcap"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: false))
+        if randomPayloads {
+            var generator = SystemRandomNumberGenerator()
+            for index in 0..<packets {
+                let payload = (0..<1_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let frame = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 17, Frame.udp(payload: payload)))
+                try frame.withUnsafeBytes {
+                    try writer.write($0, timestamp: UInt64(index) * 1_000, linkType: .ethernet)
+                }
+            }
+        } else {
+            var synthesizer = TrafficSynthesizer(.init(packets: packets, flows: packets / 10 + 1, seed: 12))
+            try synthesizer.generate { frame, time in try writer.write(frame, timestamp: time, linkType: .ethernet) }
+        }
+        try writer.close()
+        return try #require(SharedFixtures.bytes(path))
+    }
+
+    /// `bytes` compressed by gzip at `level`; nil without gzip.
+    static func gzip(_ bytes: [UInt8], level: Int = 6) throws -> [UInt8]? {
+        guard Shell.has("gzip") else { return nil }
+        let path = "/tmp/netisr-gzip-in-\(getpid())-\(bytes.count)-\(level)"
+        defer {
+            unlink(path)
+            unlink(path + ".gz")
+        }
+        let file = try #require(fopen(path, "w"))
+        fwrite(bytes, 1, bytes.count, file)
+        fclose(file)
+        _ = Shell.run("gzip -\(level) -c '\(path)' > '\(path).gz'")
+        return SharedFixtures.bytes(path + ".gz")
+    }
+
+    /// Every record of a capture at `path`, as (bytes, timestamp), and the error that ended it.
+    static func records(_ path: String) -> (records: [[UInt8]], error: CaptureError?) {
+        var records: [[UInt8]] = []
+        do {
+            let reader = try CaptureReader(path: path, bufferSize: 1 << 16)
+            while try reader.read(
+                maximum: 100, { records.append(Array($0.bytes) + Frame.be32(UInt32($0.timestamp % 1_000_000_007))) })
+                > 0
+            {}
+            return (records, nil)
+        } catch let error as CaptureError {
+            return (records, error)
+        } catch {
+            Issue.record("not a CaptureError: \(error)")
+            return (records, nil)
+        }
+    }
+
+    static func write(_ bytes: [UInt8], _ name: String) throws -> String {
+        let path = "/tmp/netisr-gzip-\(getpid())-\(name)"
+        let file = try #require(fopen(path, "w"))
+        fwrite(bytes, 1, bytes.count, file)
+        fclose(file)
+        return path
+    }
+
+    @Test func crc32IsTheIEEEChecksum() {
+        var crc = CRC32()
+        for byte in Array("123456789".utf8) { crc.add(byte) }
+        #expect(crc.value == 0xCBF4_3926)
+    }
+
+    @Test(arguments: [(3_000, false), (5, false), (40, true)])
+    func aCompressedCaptureReadsAsThePlainOne(packets: Int, randomPayloads: Bool) throws {
+        let plain = try Self.capture(packets: packets, randomPayloads: randomPayloads)
+        guard try Self.gzip(plain) != nil else {
+            print("gzip is not installed; skipping")
+            return
+        }
+        let plainPath = try Self.write(plain, "plain-\(packets)")
+        defer { unlink(plainPath) }
+        let expected = Self.records(plainPath)
+        #expect(expected.error == nil && expected.records.count == packets)
+        for level in [1, 6, 9] {
+            let compressed = try #require(try Self.gzip(plain, level: level))
+            // Random payloads do not compress: gzip stores those blocks.
+            if randomPayloads { #expect(compressed.count > plain.count * 9 / 10) }
+            let path = try Self.write(compressed, "z\(packets)-\(level).gz")
+            defer { unlink(path) }
+            let read = Self.records(path)
+            #expect(read.error == nil, "level \(level): \(String(describing: read.error))")
+            #expect(read.records == expected.records, "level \(level)")
+        }
+    }
+
+    @Test func membersPaddingAndPipesReadAsOneStream() throws {
+        let plain = try Self.capture(packets: 400)
+        guard let first = try Self.gzip(Array(plain[..<7_777])), let second = try Self.gzip(Array(plain[7_777...]))
+        else {
+            print("gzip is not installed; skipping")
+            return
+        }
+        let plainPath = try Self.write(plain, "members-plain")
+        let path = try Self.write(first + second + [0, 0, 0, 0], "members.gz")
+        defer {
+            unlink(plainPath)
+            unlink(path)
+        }
+        let expected = Self.records(plainPath)
+        let read = Self.records(path)
+        #expect(read.error == nil && read.records == expected.records && read.records.count == 400)
+        // From a pipe, too.
+        let netisr = try #require(Shell.builtExecutable("netisr"))
+        let piped = try #require(Shell.run("cat '\(path)' | '\(netisr)' replay - --quiet --json"))
+        #expect(piped.status == 0 && piped.output.hasPrefix("{\"frames\":400,"))
+    }
+
+    @Test func damageIsAnErrorAtItsOffsetNeverATrap() throws {
+        let plain = try Self.capture(packets: 300)
+        guard let compressed = try Self.gzip(plain) else {
+            print("gzip is not installed; skipping")
+            return
+        }
+        let plainPath = try Self.write(plain, "damage-plain")
+        defer { unlink(plainPath) }
+        let expected = Self.records(plainPath).records
+        // Cut anywhere: the records before the cut, then an error (never all of them, no trap).
+        for cut in stride(from: 1, to: compressed.count, by: max(1, compressed.count / 97)) {
+            let path = try Self.write(Array(compressed[..<cut]), "cut.gz")
+            defer { unlink(path) }
+            let read = Self.records(path)
+            #expect(read.error != nil, "cut at \(cut)")
+            #expect(read.records.count < expected.count && Array(expected.prefix(read.records.count)) == read.records)
+        }
+        // A wrong CRC is found at the trailer.
+        var badCRC = compressed
+        badCRC[badCRC.count - 8] ^= 0x01
+        let crcPath = try Self.write(badCRC, "crc.gz")
+        defer { unlink(crcPath) }
+        let crcRead = Self.records(crcPath)
+        #expect(crcRead.error?.code == .damagedCompression && crcRead.error?.offset == compressed.count - 8)
+        #expect(crcRead.error?.message == "damaged gzip data: gzip CRC-32 mismatch")
+        // Bits flipped anywhere past the header: an error or (where the flip changes nothing
+        // checked) the same records; never a trap.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<150 {
+            var damaged = compressed
+            let position = Int.random(in: 10..<damaged.count, using: &generator)
+            damaged[position] ^= UInt8(1) << UInt8.random(in: 0...7, using: &generator)
+            let path = try Self.write(damaged, "flip.gz")
+            defer { unlink(path) }
+            let read = Self.records(path)
+            #expect(read.error != nil || read.records == expected, "flip at \(position)")
+        }
+    }
+
+    /// A stored block made by hand (to check its length test): its bytes come out
+    /// as they are; a length whose check fails is refused.
+    @Test func aStoredBlockIsCopied() throws {
+        let plain = try Self.capture(packets: 3)
+        var crc = CRC32()
+        for byte in plain { crc.add(byte) }
+        func le(_ value: UInt32, _ count: Int) -> [UInt8] {
+            (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+        }
+        let length = UInt32(plain.count)
+        let member: ([UInt8]) -> [UInt8] = { lengths in
+            [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0x01] + lengths + plain + le(crc.value, 4) + le(length, 4)
+        }
+        let good = try Self.write(member(le(length, 2) + le(~length, 2)), "stored.gz")
+        let bad = try Self.write(member(le(length, 2) + le(length, 2)), "stored-bad.gz")
+        let plainPath = try Self.write(plain, "stored-plain")
+        defer {
+            unlink(good)
+            unlink(bad)
+            unlink(plainPath)
+        }
+        #expect(Self.records(good).records == Self.records(plainPath).records && Self.records(good).error == nil)
+        #expect(Self.records(bad).error?.message == "damaged gzip data: stored block length check failed")
+    }
+}
