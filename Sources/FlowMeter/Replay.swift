@@ -48,7 +48,8 @@ public struct ReplayConfiguration: Sendable {
     /// Pacing.
     public var speed: Speed = .maximum
     /// Called from the reader thread about every 64 MiB and at the end of each file:
-    /// (file index, bytes read, file size if known).
+    /// (file index, bytes of the file read, file size if known; of a compressed file, its
+    /// compressed bytes).
     public var progress: (@Sendable (Int, Int, Int?) -> Void)?
     /// Polled after every burst: true stops the replay as `cancel()` does (for signal handlers).
     public var shouldStop: (@Sendable () -> Bool)?
@@ -233,13 +234,14 @@ public final class Replay: Sendable {
                 break
             }
             if read == 0 { break }
-            if reader.bytesRead >= nextProgress {
-                configuration.progress?(index, reader.bytesRead, reader.size)
-                nextProgress = reader.bytesRead + (64 << 20)
+            let progress = reader.fileProgress
+            if progress.read >= nextProgress {
+                configuration.progress?(index, progress.read, progress.total)
+                nextProgress = progress.read + (64 << 20)
             }
         }
         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
-        configuration.progress?(index, reader.bytesRead, reader.size)
+        configuration.progress?(index, reader.fileProgress.read, reader.fileProgress.total)
         if let failure { throw failure }
         if let failure = state.filter?.takeFailure() { throw failure }
     }

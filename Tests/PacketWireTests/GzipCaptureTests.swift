@@ -129,6 +129,26 @@ import Testing
         #expect(piped.status == 0 && piped.output.hasPrefix("{\"frames\":400,"))
     }
 
+    /// Progress through a compressed file is through its compressed bytes, of its size.
+    @Test func progressCountsTheCompressedFile() throws {
+        let plain = try Self.capture(packets: 2_000)
+        guard let compressed = try Self.gzip(plain) else {
+            print("gzip is not installed; skipping")
+            return
+        }
+        let path = try Self.write(compressed, "progress.gz")
+        defer { unlink(path) }
+        let reader = try CaptureReader(path: path, bufferSize: 1 << 16)
+        var seen: [Int] = []
+        while try reader.read(maximum: 50, { _ in }) > 0 {
+            #expect(reader.fileProgress.total == compressed.count)
+            seen.append(reader.fileProgress.read)
+        }
+        #expect(seen == seen.sorted() && seen.count > 10 && seen.first! < compressed.count)
+        #expect(reader.fileProgress.read == compressed.count && reader.bytesRead == plain.count)
+        #expect(reader.size == nil)
+    }
+
     @Test func damageIsAnErrorAtItsOffsetNeverATrap() throws {
         let plain = try Self.capture(packets: 300)
         guard let compressed = try Self.gzip(plain) else {

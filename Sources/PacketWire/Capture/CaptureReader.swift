@@ -68,6 +68,9 @@ public final class CaptureReader {
     public var bytesRead: Int { bufferFileOffset + start }
     /// The file's size, when known.
     public var size: Int? { source.size }
+    /// How far through its file the reader is, for progress: the file's bytes consumed (of a
+    /// compressed file, its compressed bytes), of its size when known.
+    public var fileProgress: (read: Int, total: Int?) { source.fileProgress ?? (bytesRead, size) }
 
     /// Opens a capture file; `-` reads standard input (a pipe has no `size`). A gzip-compressed
     /// file is decompressed as it is read (it has no `size` either).

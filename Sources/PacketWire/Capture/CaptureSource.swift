@@ -12,6 +12,13 @@ protocol CaptureSource: AnyObject {
     func read(into destination: UnsafeMutableRawPointer, count: Int) throws(CaptureError) -> Int
     /// The total size, when known.
     var size: Int? { get }
+    /// How far through the underlying file a transforming source (decompression) is — its bytes
+    /// consumed, of its size when known; nil for a source whose bytes are the file's.
+    var fileProgress: (read: Int, total: Int?)? { get }
+}
+
+extension CaptureSource {
+    var fileProgress: (read: Int, total: Int?)? { nil }
 }
 
 /// Opens `path` (`-`: standard input) as a capture's bytes: as they are, or decompressed when they

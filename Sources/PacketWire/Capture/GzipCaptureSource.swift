@@ -45,6 +45,8 @@ final class GzipCaptureSource: CaptureSource {
 
     var size: Int? { nil }
 
+    var fileProgress: (read: Int, total: Int?)? { (inBase + inStart, input.size) }
+
     /// Decompresses `input`, whose first bytes (already read, to see the gzip magic) are `prefix`.
     init(_ input: any CaptureSource, prefix: [UInt8]) {
         self.input = input
