@@ -1,0 +1,73 @@
+// DeflateTables: the pieces of GzipCaptureSource's decoder that are plain values — a canonical
+// Huffman code as a lookup table, and the CRC-32 a gzip member is checked with. Built from
+// untrusted code lengths: a table that would over-subscribe the code space is refused.
+
+/// A canonical Huffman code as a table indexed by the next 15 input bits (least significant
+/// first, as DEFLATE packs codes): each entry holds the symbol (low 9 bits) and its code's length
+/// (the rest); 0 where no code starts.
+struct HuffmanTable {
+    static let maximumLength = 15
+    static let entryMask = (1 << maximumLength) - 1
+    var entries: [UInt16]
+
+    init() { entries = [] }
+
+    /// The table of code lengths `lengths` (0: symbol unused); nil if they over-subscribe the
+    /// code space, or leave it incomplete (allowed for the distance code, which may have one).
+    init?(lengths: [UInt8], allowsIncomplete: Bool = false) {
+        var counts = [Int](repeating: 0, count: Self.maximumLength + 1)
+        for length in lengths { counts[Int(length)] += 1 }
+        counts[0] = 0
+        var left = 1
+        for length in 1...Self.maximumLength {
+            left = left * 2 - counts[length]
+            if left < 0 { return nil }
+        }
+        let used = lengths.count { $0 > 0 }
+        if left > 0 && !(allowsIncomplete && used <= 1) && used > 0 { return nil }
+        var next = [Int](repeating: 0, count: Self.maximumLength + 2)
+        for length in 1...Self.maximumLength { next[length + 1] = (next[length] + counts[length]) << 1 }
+        entries = [UInt16](repeating: 0, count: 1 << Self.maximumLength)
+        for (symbol, length) in lengths.enumerated() where length > 0 {
+            let length = Int(length)
+            let code = next[length]
+            next[length] += 1
+            var reversed = 0
+            for bit in 0..<length where code & (1 << bit) != 0 { reversed |= 1 << (length - 1 - bit) }
+            let entry = UInt16(length << 9 | symbol)
+            var index = reversed
+            while index < entries.count {
+                entries[index] = entry
+                index += 1 << length
+            }
+        }
+    }
+
+    static let fixedLiterals = HuffmanTable(
+        lengths: [UInt8](repeating: 8, count: 144) + [UInt8](repeating: 9, count: 112)
+            + [UInt8](repeating: 7, count: 24) + [UInt8](repeating: 8, count: 8))!
+    /// All 32 five-bit codes: 30 and 31 decode, and are refused as distances.
+    static let fixedDistances = HuffmanTable(lengths: [UInt8](repeating: 5, count: 32))!
+}
+
+/// CRC-32 (IEEE 802.3, as gzip uses), a byte at a time from a 256-entry table.
+struct CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        var value = UInt32(index)
+        for _ in 0..<8 { value = value & 1 != 0 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
+        return value
+    }
+    private var state: UInt32 = 0xFFFF_FFFF
+
+    /// The checksum of the bytes added so far.
+    var value: UInt32 { ~state }
+
+    mutating func add(_ byte: UInt8) { add(CollectionOfOne(byte)) }
+
+    mutating func add(_ bytes: some Sequence<UInt8>) {
+        let table = Self.table
+        var state = state
+        for byte in bytes { state = table[Int((state ^ UInt32(byte)) & 0xFF)] ^ (state >> 8) }
+        self.state = state
+    }
+}
