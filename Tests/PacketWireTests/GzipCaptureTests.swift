@@ -52,6 +52,16 @@ import Testing
         return SharedFixtures.bytes(path + ".gz")
     }
 
+    /// A synthesized capture and its gzip; nil (saying why) without gzip.
+    static func compressedCapture(packets: Int) throws -> (plain: [UInt8], compressed: [UInt8])? {
+        let plain = try capture(packets: packets)
+        guard let compressed = try gzip(plain) else {
+            print("gzip is not installed; skipping")
+            return nil
+        }
+        return (plain, compressed)
+    }
+
     /// Every record of a capture at `path`, as (bytes, timestamp), and the error that ended it.
     static func records(_ path: String) -> (records: [[UInt8]], error: CaptureError?) {
         var records: [[UInt8]] = []
@@ -131,11 +141,7 @@ import Testing
 
     /// Progress through a compressed file is through its compressed bytes, of its size.
     @Test func progressCountsTheCompressedFile() throws {
-        let plain = try Self.capture(packets: 2_000)
-        guard let compressed = try Self.gzip(plain) else {
-            print("gzip is not installed; skipping")
-            return
-        }
+        guard let (plain, compressed) = try Self.compressedCapture(packets: 2_000) else { return }
         let path = try Self.write(compressed, "progress.gz")
         defer { unlink(path) }
         let reader = try CaptureReader(path: path, bufferSize: 1 << 16)
@@ -150,11 +156,7 @@ import Testing
     }
 
     @Test func damageIsAnErrorAtItsOffsetNeverATrap() throws {
-        let plain = try Self.capture(packets: 300)
-        guard let compressed = try Self.gzip(plain) else {
-            print("gzip is not installed; skipping")
-            return
-        }
+        guard let (plain, compressed) = try Self.compressedCapture(packets: 300) else { return }
         let plainPath = try Self.write(plain, "damage-plain")
         defer { unlink(plainPath) }
         let expected = Self.records(plainPath).records
