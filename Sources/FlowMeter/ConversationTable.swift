@@ -48,13 +48,7 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
     /// Adds a frame from `source` in its direction; a FIN or RST closes the row's TCP stream.
     @inline(__always)
     mutating func add(source: IPAddress, sourcePort: UInt16, wireLength: Int, tcpFlags: UInt8?) {
-        if addressA == source && portA == sourcePort {
-            framesAToB += 1
-            bytesAToB += wireLength
-        } else {
-            framesBToA += 1
-            bytesBToA += wireLength
-        }
+        add(source: source, sourcePort: sourcePort, frames: 1, bytes: wireLength)
         if let flags = tcpFlags, flags & 0x05 != 0 { closed = true }
     }
 

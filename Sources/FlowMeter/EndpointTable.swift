@@ -60,26 +60,4 @@ enum EndpointTable {
         }
         return endpoints
     }
-
-    /// The `count` endpoints with the most bytes, most first (then by address and port), of
-    /// `endpoints`, kept in a small buffer rather than by sorting them all.
-    static func largest(_ count: Int, of endpoints: some Sequence<EndpointRow>) -> [EndpointRow] {
-        func before(_ a: EndpointRow, _ b: EndpointRow) -> Bool {
-            a.bytes != b.bytes ? a.bytes > b.bytes : (a.address, a.port) < (b.address, b.port)
-        }
-        var top: [EndpointRow] = []
-        guard count > 0 else { return top }
-        // Once the buffer was trimmed, an endpoint not before its last cannot enter the top.
-        var last: EndpointRow?
-        for endpoint in endpoints where last.map({ before(endpoint, $0) }) ?? true {
-            top.append(endpoint)
-            if top.count >= 4 * count {
-                top.sort(by: before)
-                top.removeLast(top.count - count)
-                last = top[count - 1]
-            }
-        }
-        top.sort(by: before)
-        return Array(top.prefix(count))
-    }
 }

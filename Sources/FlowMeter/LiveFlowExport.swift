@@ -31,12 +31,11 @@ import Synchronization
 /// try export.finish()
 /// ```
 public final class LiveFlowExport: Sendable {
-    /// Seconds between sweeps.
+    /// Seconds between sends, and between the starts of passes over a flow table (a pass sweeps
+    /// it in `slicesPerInterval` slices).
     public let interval: Double
     /// The collector as given, if records are exported.
     public let destination: String?
-    /// The flow file as given, if records are written to one.
-    public let filePath: String?
     /// The most open flows the tables hold, all workstreams together: past it, each sweep ends the
     /// records idle longest (`FlowExpiry.tableFull`, IPFIX's "lack of resources"), so a flood of
     /// new flows costs bounded memory. Between sweeps a table may grow by one interval's new flows.
@@ -56,14 +55,13 @@ public final class LiveFlowExport: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let sweptRecords = Atomic<Int>(0)
 
-    /// Exports through `exporter` and writes to `file` (either may be nil), sweeping every
-    /// `interval` seconds (at least 10 ms).
+    /// Exports through `exporter` and writes to `file` (either may be nil), sending every
+    /// `interval` seconds (at least 10 ms) and sweeping each table once per interval.
     public init(
         exporter: consuming IPFIXExporter?, file: consuming FlowRecordWriter? = nil, interval: Double = 1,
         maximumFlows: Int = 1 << 20
     ) {
         destination = exporter?.destination
-        filePath = file?.path
         self.interval = max(interval, 0.01)
         self.maximumFlows = max(maximumFlows, 1)
         sender = Mutex(Sender(exporter: exporter, file: file))

@@ -241,7 +241,8 @@ public final class Replay: Sendable {
             }
         }
         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
-        configuration.progress?(index, reader.fileProgress.read, reader.fileProgress.total)
+        let progress = reader.fileProgress
+        configuration.progress?(index, progress.read, progress.total)
         if let failure { throw failure }
         if let failure = state.filter?.takeFailure() { throw failure }
     }

@@ -8,32 +8,18 @@ import PacketWire
 /// Renderings of a `ReplayResult`.
 public enum ReplayReport {
     /// The `count` TCP and UDP conversations with the most bytes (earliest first among equals, then
-    /// by endpoints, TCP before UDP: one order whatever order the rows come in), kept in a small
-    /// buffer rather than by sorting copies of every row.
+    /// by endpoints, TCP before UDP: one order whatever order the rows come in).
     private static func largestConversations(_ result: ReplayResult, _ count: Int) -> [(
         ConversationKind, ConversationRow
     )] {
-        func before(_ a: (ConversationKind, ConversationRow), _ b: (ConversationKind, ConversationRow)) -> Bool {
+        let rows = [ConversationKind.tcp, .udp].lazy.flatMap { kind in
+            result.conversations[kind, default: []].lazy.map { (kind, $0) }
+        }
+        return largest(count, of: rows) { a, b in
             if a.1.bytes != b.1.bytes { return a.1.bytes > b.1.bytes }
             return (a.1.firstTimestamp, a.1.addressA, a.1.portA, a.1.addressB, a.1.portB, a.0 == .tcp ? 0 : 1)
                 < (b.1.firstTimestamp, b.1.addressA, b.1.portA, b.1.addressB, b.1.portB, b.0 == .tcp ? 0 : 1)
         }
-        var top: [(ConversationKind, ConversationRow)] = []
-        guard count > 0 else { return top }
-        // Rows with fewer bytes than the last of a full top list cannot enter it.
-        var smallest = 0
-        for kind in [ConversationKind.tcp, .udp] {
-            for row in result.conversations[kind, default: []] where row.bytes >= smallest {
-                top.append((kind, row))
-                if top.count >= 4 * count {
-                    top.sort(by: before)
-                    top.removeLast(top.count - count)
-                    smallest = top[count - 1].1.bytes
-                }
-            }
-        }
-        top.sort(by: before)
-        return Array(top.prefix(count))
     }
 
     /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations and the top
@@ -93,7 +79,10 @@ public enum ReplayReport {
         out +=
             pad("address", 40) + pad("frames", 9, right: true) + pad("bytes", 12, right: true)
             + pad("sent", 12, right: true) + pad("received", 12, right: true) + "\n"
-        for row in EndpointTable.largest(topConversations, of: [ipv4, ipv6].joined()) {
+        let topEndpoints = largest(topConversations, of: [ipv4, ipv6].joined()) { a, b in
+            a.bytes != b.bytes ? a.bytes > b.bytes : (a.address, a.port) < (b.address, b.port)
+        }
+        for row in topEndpoints {
             out +=
                 pad(row.address.description, 40) + pad(String(row.frames), 9, right: true)
                 + pad(String(row.bytes), 12, right: true) + pad(String(row.bytesSent), 12, right: true)
