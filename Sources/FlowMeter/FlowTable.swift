@@ -153,7 +153,8 @@ struct FlowTable {
     let expires: Bool
     var records = TableArray<FlowRecord>()
     private var index = RowIndex()
-    /// Records their flow's timeouts ended (empty without timeouts).
+    /// Records a packet ended (a timeout, or a new TCP connection on the ports of a closed one),
+    /// until a sweep or the result takes them.
     var finished = TableArray<FlowRecord>()
     /// Where the next sweep starts looking (`sweep`'s slices).
     private var sweepCursor = 0
@@ -245,7 +246,8 @@ struct FlowTable {
     /// Ends, as a packet at `now` would, every record whose flow has been idle longer than the
     /// idle timeout or that is older than the active timeout, and moves those and the records
     /// packets ended (`finished`) to `ended`. A record ended here leaves the table: the last
-    /// record moves into its row. Nothing happens without timeouts.
+    /// record moves into its row. Without timeouts no record expires, but the finished ones still
+    /// leave and a full table is still trimmed.
     ///
     /// A sweep looks at `slice` records at most, from where the last one stopped (`sweepCursor`),
     /// so that a large table is swept a slice at a time: the thread that owns it pauses for a
@@ -257,11 +259,13 @@ struct FlowTable {
     mutating func sweep(
         now: UInt64, into ended: inout [FlowRecord], keepingAtMost limit: Int = .max, slice: Int = .max
     ) {
-        guard expires else { return }
         for record in finished { ended.append(record) }
         finished = TableArray()
         var row = min(sweepCursor, records.count)
+        // Without timeouts nothing expires: the slice is passed over, so a pass takes as many
+        // sweeps as with them.
         var looked = 0
+        if !expires { (row, looked) = (records.count - row <= slice ? records.count : row + slice, slice) }
         while row < records.count && looked < slice {
             looked += 1
             let expiry = records[row].expiry(at: now, timeouts)

@@ -10,7 +10,8 @@
 // (direct dispatch, fanout). A sweep moves the records that ended — by a packet or by the clock —
 // into the shared outbox; this object's thread takes the outbox, sends it and writes it. The outbox
 // mutex is taken once per sweep and once per send, never per packet. Sent and written records are
-// let go, so a long capture's memory holds the open flows only.
+// let go, so a long capture's memory holds the open flows only. With neither a collector nor a
+// file the sweeps still bound the tables (`maximumFlows`): what they end is counted and let go.
 
 import Synchronization
 
@@ -36,6 +37,9 @@ public final class LiveFlowExport: Sendable {
     public let interval: Double
     /// The collector as given, if records are exported.
     public let destination: String?
+    /// Whether the records the sweeps end go anywhere (a collector or a file); if not, they are
+    /// only counted (`ReplayResult.flowsDiscardedDuringCapture`).
+    public let sendsRecords: Bool
     /// The most open flows the tables hold, all workstreams together: past it, each sweep ends the
     /// records idle longest (`FlowExpiry.tableFull`, IPFIX's "lack of resources"), so a flood of
     /// new flows costs bounded memory. Between sweeps a table may grow by one interval's new flows.
@@ -55,13 +59,15 @@ public final class LiveFlowExport: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let sweptRecords = Atomic<Int>(0)
 
-    /// Exports through `exporter` and writes to `file` (either may be nil), sending every
-    /// `interval` seconds (at least 10 ms) and sweeping each table once per interval.
+    /// Exports through `exporter` and writes to `file` (either may be nil: with both nil, the
+    /// sweeps only keep the tables within `maximumFlows`), sending every `interval` seconds (at
+    /// least 10 ms) and sweeping each table once per interval.
     public init(
         exporter: consuming IPFIXExporter?, file: consuming FlowRecordWriter? = nil, interval: Double = 1,
         maximumFlows: Int = 1 << 20
     ) {
         destination = exporter?.destination
+        sendsRecords = exporter != nil || file != nil
         self.interval = max(interval, 0.01)
         self.maximumFlows = max(maximumFlows, 1)
         sender = Mutex(Sender(exporter: exporter, file: file))
@@ -95,7 +101,8 @@ public final class LiveFlowExport: Sendable {
         try file?.finish()
     }
 
-    /// Records that sweeps ended during the capture (sent, or in the outbox until the next send).
+    /// Records that sweeps ended during the capture (sent, in the outbox until the next send, or
+    /// let go when there is nowhere to send them).
     var sweptCount: Int { sweptRecords.load(ordering: .relaxed) }
 
     /// The wall clock in ns since the epoch: the time base of a live capture's timestamps.
@@ -122,7 +129,7 @@ public final class LiveFlowExport: Sendable {
         accounts.pointee.sweepFlows(now: now, into: &ended, keepingAtMost: limit, slice: slice)
         guard !ended.isEmpty else { return }
         sweptRecords.wrappingAdd(ended.count, ordering: .relaxed)
-        outbox.withLock { $0.append(contentsOf: ended) }
+        if sendsRecords { outbox.withLock { $0.append(contentsOf: ended) } }
     }
 
     /// Starts the thread that sends the outbox every `interval`.

@@ -34,7 +34,10 @@ extension Replay {
     ///   - liveView: called from the (first) reader thread every `interval` seconds.
     ///   - flowExport: export flow records as the configuration's `flowTimeouts` end them, every
     ///     `flowExport.interval` seconds, instead of leaving them in the result (the result then
-    ///     holds the records still open, and counts the others in `flowsExportedDuringCapture`).
+    ///     holds the records still open, and counts the others in `flowsExportedDuringCapture`),
+    ///     and keep the flow tables within `flowExport.maximumFlows`. An export with neither a
+    ///     collector nor a file only bounds the tables (`flowsDiscardedDuringCapture`). Without
+    ///     one, every record stays in the tables until the capture stops.
     ///   - ready: called once the sockets receive, with their number and link type, before the
     ///     first read.
     public func run(

@@ -180,7 +180,8 @@ public final class Replay: Sendable {
                 elapsedNanoseconds: UInt64(elapsed.components.seconds) * 1_000_000_000
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
                 cancelled: cancelled, kernelDrops: kernelDrops, filter: filter,
-                flowsExported: flowExport?.sweptCount ?? 0)
+                flowsExported: flowExport.map { $0.sendsRecords ? $0.sweptCount : 0 } ?? 0,
+                flowsDiscarded: flowExport.map { $0.sendsRecords ? 0 : $0.sweptCount } ?? 0)
         }
     }
 

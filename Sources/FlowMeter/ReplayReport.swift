@@ -63,6 +63,9 @@ public enum ReplayReport {
         if result.flowsExportedDuringCapture > 0 {
             out += "; \(result.flowsExportedDuringCapture) exported as they ended"
         }
+        if result.flowsDiscardedDuringCapture > 0 {
+            out += "; \(result.flowsDiscardedDuringCapture) of them ended during the capture, counted but not kept"
+        }
         out += "):\n"
         out +=
             pad("proto", 6) + pad("A", 44) + pad("B", 44) + pad("frames", 9, right: true)
@@ -303,6 +306,7 @@ public enum ReplayReport {
             ),
             ("flows", .int(result.flowCount)),
             ("flows_exported_during_capture", .int(result.flowsExportedDuringCapture)),
+            ("flows_discarded_during_capture", .int(result.flowsDiscardedDuringCapture)),
             (
                 "flow_timeouts",
                 .object([

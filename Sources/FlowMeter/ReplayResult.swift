@@ -34,8 +34,11 @@ public struct ReplayResult: Sendable {
     public let untrackedConversationFrames: [ConversationKind: Int]
     /// Flow records a live export sent during the capture (`LiveFlowExport`); not in `flows`.
     public let flowsExportedDuringCapture: Int
-    /// How many flow records there are: those in `flows` and those exported during the capture.
-    public var flowCount: Int { flows.count + flowsExportedDuringCapture }
+    /// Flow records that ended during a live capture with nowhere to go (a `LiveFlowExport` with
+    /// neither a collector nor a file, keeping the tables bounded): counted, not in `flows`.
+    public let flowsDiscardedDuringCapture: Int
+    /// How many flow records there are: those in `flows` and those that left during the capture.
+    public var flowCount: Int { flows.count + flowsExportedDuringCapture + flowsDiscardedDuringCapture }
     /// The timeouts that ended flow records early (none by default).
     public let flowTimeouts: FlowTimeouts
     /// Frames of unsupported link types, by link type.
@@ -94,7 +97,8 @@ public struct ReplayResult: Sendable {
     init(
         accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
         elapsedNanoseconds: UInt64,
-        cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0
+        cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0,
+        flowsDiscarded: Int = 0
     ) {
         accounts.foldConversations()
         let all = accounts.all + accounts.allLinks
@@ -131,6 +135,7 @@ public struct ReplayResult: Sendable {
         flowTimeouts = flowTables.first?.timeouts ?? FlowTimeouts()
         flows = TableRows(parts: flowTables.flatMap { [$0.finished, $0.records] })
         flowsExportedDuringCapture = flowsExported
+        flowsDiscardedDuringCapture = flowsDiscarded
         unsupportedLinkTypes = accounts.allLinks.reduce(into: [:]) {
             $0.merge($1.unsupportedLinkTypes, uniquingKeysWith: +)
         }

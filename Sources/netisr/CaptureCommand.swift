@@ -69,8 +69,9 @@ struct CaptureCommand: ParsableCommand {
     @Option(
         name: .customLong("max-flows"),
         help: ArgumentHelp(
-            "With --export or --flows and timeouts: the most open flows kept; past it, the flows idle longest "
-                + "end early (IPFIX's \"lack of resources\"), so a flood of new flows costs bounded memory.",
+            "The most open flows kept: past it, the flows idle longest end early (IPFIX's \"lack of "
+                + "resources\"; exported or written as asked, otherwise only counted), so a flood of new flows "
+                + "costs bounded memory.",
             valueName: "n"))
     var maximumFlows = 1 << 20
 
@@ -174,10 +175,6 @@ struct CaptureCommand: ParsableCommand {
         // With the capture written to standard output, the report must not be mixed into it.
         // With the capture or the flow records on standard output, the report goes to standard error.
         if write == "-" || flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
-        if let export {
-            try flowOutput.emit(result, liveExport: export)
-        } else {
-            try flowOutput.emit(result, exporter: nil)
-        }
+        try flowOutput.emit(result, liveExport: export)
     }
 }

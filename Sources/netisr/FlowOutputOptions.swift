@@ -57,9 +57,9 @@ struct FlowOutputOptions: ParsableArguments {
     }
 
     /// For a live capture: the collector connected and the flow file created, as asked, records
-    /// going to both as they end; nil when neither was asked for.
-    func connectLive(maximumFlows: Int) throws -> LiveFlowExport? {
-        guard export != nil || flows != nil else { return nil }
+    /// going to both as they end; with neither, the sweeps only keep the tables within
+    /// `maximumFlows`, so a long capture's memory stays bounded.
+    func connectLive(maximumFlows: Int) throws -> LiveFlowExport {
         let exporter = try connect()
         return LiveFlowExport(exporter: exporter, file: try flows.map(openFlowFile), maximumFlows: maximumFlows)
     }
@@ -67,7 +67,7 @@ struct FlowOutputOptions: ParsableArguments {
     /// After a live capture: sends the records still open to the collector and the flow file, and
     /// closes the file.
     func emit(_ result: ReplayResult, liveExport: LiveFlowExport) throws {
-        liveExport.send(result.flowsInOrder())
+        if liveExport.sendsRecords { liveExport.send(result.flowsInOrder()) }
         do { try liveExport.finish() } catch { throw ValidationError(error.description) }
         if let destination = liveExport.destination { try report(liveExport.summary, destination: destination) }
     }
