@@ -64,6 +64,26 @@ struct CaptureCommand: ParsableCommand {
                 + "the report then on standard error)."))
     var write: String?
 
+    @Option(
+        name: .customLong("rotate-size"),
+        help: ArgumentHelp(
+            "With --write: start a new file before one would pass MB million bytes (tcpdump's -C); the files are "
+                + "numbered after FILE (FILE_00001.pcap, …).", valueName: "MB"))
+    var rotateSize: Double?
+
+    @Option(
+        name: .customLong("rotate-seconds"),
+        help: ArgumentHelp(
+            "With --write: start a new file every SECONDS of capture time (tcpdump's -G).", valueName: "seconds"))
+    var rotateSeconds: Double?
+
+    @Option(
+        name: .customLong("rotate-files"),
+        help: ArgumentHelp(
+            "With --rotate-size or --rotate-seconds: keep N files, the oldest written over (tcpdump's -W).",
+            valueName: "n"))
+    var rotateFiles: Int?
+
     @OptionGroup var flowOutput: FlowOutputOptions
 
     @Option(
@@ -109,12 +129,29 @@ struct CaptureCommand: ParsableCommand {
         guard maximumFlows > 0, maximumConversations > 0 else {
             throw ValidationError("--max-flows and --max-conversations must be positive")
         }
+        for (name, value) in [("--rotate-size", rotateSize), ("--rotate-seconds", rotateSeconds)] {
+            if let value, !(value > 0 && value.isFinite) { throw ValidationError("\(name) must be positive") }
+        }
+        if let rotateFiles, rotateFiles <= 0 { throw ValidationError("--rotate-files must be positive") }
+        if rotateFiles != nil && rotation == nil {
+            throw ValidationError("--rotate-files needs --rotate-size or --rotate-seconds")
+        }
+        if rotation != nil && (write == nil || write == "-") {
+            throw ValidationError("--rotate-size and --rotate-seconds need --write FILE (not standard output)")
+        }
         if write == "-", flowOutput.flows == "-" {
             throw ValidationError("--write - and --flows - both write standard output")
         }
         if let metrics, metricsEndpoint(metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT (IPv4), e.g. 127.0.0.1:9464")
         }
+    }
+
+    /// How `--write` moves on to new files, if asked.
+    var rotation: CaptureRotation? {
+        guard rotateSize != nil || rotateSeconds != nil else { return nil }
+        return CaptureRotation(
+            maximumBytes: rotateSize.map { Int(min($0 * 1e6, 1e18)) }, seconds: rotateSeconds, files: rotateFiles)
     }
 
     /// What tcpdump says when it starts, and how many sockets read.
@@ -152,7 +189,9 @@ struct CaptureCommand: ParsableCommand {
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
         let export = try flowOutput.connectLive(maximumFlows: maximumFlows)
-        let writer = try write.map { try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true)) }
+        let writer = try write.map {
+            try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true), rotation: rotation)
+        }
         let result: ReplayResult
         do {
             result = try Replay(configuration).run(
@@ -171,6 +210,9 @@ struct CaptureCommand: ParsableCommand {
             throw ExitCode(1)
         }
         try writer?.close()
+        if let writer, rotation != nil {
+            standardError("netisr: --write: \(writer.frames) frames in \(writer.files) files, the last \(writer.path)")
+        }
         let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result, topConversations: top)
         // With the capture written to standard output, the report must not be mixed into it.
         // With the capture or the flow records on standard output, the report goes to standard error.

@@ -64,6 +64,18 @@ import Testing
     }
 
     /// `--top N` lists N conversations, the largest first, and N endpoints.
+    @Test(arguments: [
+        ("--write x.pcap --rotate-files 3", "--rotate-files needs --rotate-size or --rotate-seconds"),
+        ("--rotate-seconds 5", "need --write FILE"), ("--write - --rotate-size 10", "need --write FILE"),
+        ("--write x.pcap --rotate-size 0", "--rotate-size must be positive"),
+        ("--write x.pcap --rotate-seconds 1 --rotate-files 0", "--rotate-files must be positive"),
+    ])
+    func captureRotationOptionsAreChecked(options: String, message: String) throws {
+        let netisr = try Self.netisr()
+        let run = try #require(Shell.run("'\(netisr)' capture -i lo \(options) 2>&1"))
+        #expect(run.status != 0 && run.output.contains(message), "\(run.output)")
+    }
+
     @Test func theTopTableListsAsManyConversationsAsAsked() throws {
         let netisr = try Self.netisr()
         for count in [0, 3, 25] {

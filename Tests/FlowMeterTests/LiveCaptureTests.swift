@@ -69,6 +69,44 @@ import Testing
         #expect(result.snapshot.totals.offered == result.snapshot.totals.accountedFor)
     }
 
+    /// `capture --write --rotate-seconds`: files of half a second of capture time each, numbered
+    /// after the path given, together holding every frame the capture counted.
+    @Test func theCaptureCommandRotatesItsFile() throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let netisr = try CommandLineTests.netisr()
+        let base = "/tmp/netisr-rotate-\(getpid()).pcap"
+        let rotation = CaptureRotation(seconds: 0.5)
+        defer { for number in 1...40 { unlink(rotation.path(base, file: number)) } }
+        let port = UInt16(61_000 + (getpid() + 2_000) % 4_000)
+        let capturing = Atomic<Bool>(true)
+        let sender = TestThread {
+            while capturing.load(ordering: .relaxed) {
+                Self.sendDatagrams(1, to: port, after: 50_000)
+            }
+        }
+        let run = Shell.run(
+            "'\(netisr)' capture -i lo --duration 2.3 --write '\(base)' --rotate-seconds 0.5 --json 2>/dev/null")
+        capturing.store(false, ordering: .relaxed)
+        sender.join()
+        #expect(run?.status == 0)
+        let counted = run.flatMap { $0.output.firstMatch(of: /"frames": ?(\d+)/).flatMap { Int($0.1) } }
+        var frames = 0
+        var files = 0
+        while files < 40, (try? CaptureReader(path: rotation.path(base, file: files + 1))) != nil {
+            files += 1
+            let reader = try CaptureReader(path: rotation.path(base, file: files))
+            var timestamps: [UInt64] = []
+            while try reader.read(maximum: 256, { timestamps.append($0.timestamp) }) > 0 {}
+            frames += timestamps.count
+            #expect((timestamps.max() ?? 0) - (timestamps.min() ?? 0) < 500_000_000)
+        }
+        #expect((4...6).contains(files))
+        #expect(counted != nil && frames == counted)
+    }
+
     @Test func aMissingInterfaceIsOneClearError() throws {
         guard geteuid() == 0 else {
             print("live capture needs root (CAP_NET_RAW); skipping")

@@ -2,7 +2,9 @@
 //
 // Writes go through a 256 KiB buffer. pcap files hold one link type; pcapng files get an
 // interface description per distinct link type, created on first use. Timestamps are written in
-// microseconds or nanoseconds (pcapng's `if_tsresol` = 9).
+// microseconds or nanoseconds (pcapng's `if_tsresol` = 9). With a `CaptureRotation`, a frame that
+// is due starts the next file first: the current one is flushed and closed, the next created with
+// its own header (and, for pcapng, its own interface descriptions).
 
 #if canImport(Glibc)
     import Glibc
@@ -32,27 +34,44 @@ public final class CaptureWriter {
     private var pcapLinkType: LinkType?
     private var interfaces: [LinkType: UInt32] = [:]
     private var buffer: [UInt8] = []
-    private let descriptor: Int32
-    private let path: String
+    private var descriptor: Int32
+    private let toMemory: Bool
     private var closed = false
+    private let rotation: CaptureRotation?
+    /// The path given; with rotation, the files are named after it.
+    private let basePath: String
+    /// Bytes of the current file written out (the buffer holds the rest).
+    private var fileBytes = 0
+    private var fileFrames = 0
+    private var fileStarted: UInt64 = 0
     /// Bytes written so far, when writing to memory.
     public private(set) var memory: [UInt8] = []
     /// Frames written.
     public private(set) var frames = 0
+    /// The file being written.
+    public private(set) var path: String
+    /// Files started so far (1 without rotation).
+    public private(set) var files = 1
 
     /// Creates `path` (replacing it) and writes the file header; `-` writes to standard output
-    /// (through a duplicate of its descriptor, so `close` leaves standard output open).
-    public init(path: String, format: Format, snapLength: Int = CaptureReader.maximumCapturedLength)
-        throws(CaptureError)
-    {
-        self.path = path
+    /// (through a duplicate of its descriptor, so `close` leaves standard output open). With
+    /// `rotation`, the files are numbered after `path` (`CaptureRotation.path(_:file:)`), the first
+    /// created now; standard output cannot rotate.
+    public init(
+        path: String, format: Format, snapLength: Int = CaptureReader.maximumCapturedLength,
+        rotation: CaptureRotation? = nil
+    ) throws(CaptureError) {
+        if rotation != nil && path == "-" { throw CaptureError(.io, at: 0, "standard output cannot be rotated") }
+        basePath = path
+        self.path = rotation?.path(path, file: 1) ?? path
+        self.rotation = rotation
         self.format = format
         self.snapLength = snapLength
-        descriptor =
-            path == "-"
-            ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        toMemory = false
+        descriptor = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : -1
+        if path != "-" { descriptor = try Self.create(self.path) }
         guard descriptor >= 0 else {
-            throw CaptureError(.io, at: 0, "cannot create \(path): \(String(cString: strerror(errno)))")
+            throw CaptureError(.io, at: 0, "cannot write standard output: \(String(cString: strerror(errno)))")
         }
         buffer.reserveCapacity(1 << 18)
         writeFileHeader()
@@ -61,10 +80,21 @@ public final class CaptureWriter {
     /// Writes into memory instead of a file (see `memory`).
     public init(inMemory format: Format, snapLength: Int = CaptureReader.maximumCapturedLength) {
         path = ""
+        basePath = ""
+        rotation = nil
         self.format = format
         self.snapLength = snapLength
         descriptor = -1
+        toMemory = true
         writeFileHeader()
+    }
+
+    private static func create(_ path: String) throws(CaptureError) -> Int32 {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw CaptureError(.io, at: 0, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        return descriptor
     }
 
     deinit {
@@ -72,11 +102,22 @@ public final class CaptureWriter {
     }
 
     /// Appends one frame. Bytes beyond the snapshot length are cut (the original length is kept).
+    /// With rotation, a frame that is due starts the next file first; if that file cannot be
+    /// created, this throws and the writer is closed.
     public func write(
         _ bytes: UnsafeRawBufferPointer, originalLength: Int? = nil, timestamp: UInt64, linkType: LinkType
     ) throws(CaptureError) {
+        guard !closed else { throw CaptureError(.io, at: frames, "\(path) is closed") }
         let captured = min(bytes.count, snapLength)
         let original = UInt32(clamping: max(originalLength ?? bytes.count, captured))
+        if let rotation, fileFrames > 0,
+            rotation.isDue(
+                size: fileBytes + buffer.count, adding: recordSize(captured, linkType), timestamp: timestamp,
+                started: fileStarted)
+        {
+            try startNextFile()
+        }
+        if fileFrames == 0 { fileStarted = timestamp }
         switch format {
         case .pcap(let nanosecond):
             if pcapLinkType == nil {
@@ -112,13 +153,39 @@ public final class CaptureWriter {
             append32(length)
         }
         frames += 1
+        fileFrames += 1
         if buffer.count >= 1 << 18 { try flush() }
+    }
+
+    /// The bytes a frame adds to the file (with the interface description it may need first).
+    private func recordSize(_ captured: Int, _ linkType: LinkType) -> Int {
+        switch format {
+        case .pcap: 16 + captured
+        case .pcapng(let nanosecond):
+            32 + ((captured + 3) & ~3) + (interfaces[linkType] == nil ? (nanosecond ? 32 : 24) : 0)
+        }
+    }
+
+    /// Closes the current file and starts the next one of the rotation.
+    private func startNextFile() throws(CaptureError) {
+        try flush()
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+        files += 1
+        path = rotation?.path(basePath, file: files) ?? basePath
+        (fileBytes, fileFrames, pcapLinkType, interfaces) = (0, 0, nil, [:])
+        do { descriptor = try Self.create(path) } catch {
+            closed = true
+            buffer.removeAll()
+            throw error
+        }
+        writeFileHeader()
     }
 
     /// Writes what is buffered.
     public func flush() throws(CaptureError) {
         guard !buffer.isEmpty else { return }
-        if descriptor < 0 {
+        if toMemory {
             memory += buffer
             buffer.removeAll(keepingCapacity: true)
             return
@@ -134,6 +201,7 @@ public final class CaptureWriter {
             }
             written += result
         }
+        fileBytes += buffer.count
         buffer.removeAll(keepingCapacity: true)
     }
 
