@@ -5,7 +5,7 @@
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size >= 1 else { return 0 }
-    let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .raw, .ipv4, .ipv6, .null, .loop]
+    let linkTypes: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .raw, .ipv4, .ipv6, .null, .loop, .ppp, .pppHDLC]
     let linkType = linkTypes[Int(data[0]) % linkTypes.count]
     let frame = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
     let summary = PacketParser.parse(frame, linkType: linkType)

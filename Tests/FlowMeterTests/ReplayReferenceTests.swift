@@ -10,7 +10,7 @@ import Testing
 
 @Suite struct ReplayReferenceTests {
     static let supportedEncapsulations: Set<String> = [
-        "ether", "linux-sll", "linux-sll2", "rawip", "rawip4", "rawip6", "null",
+        "ether", "linux-sll", "linux-sll2", "rawip", "rawip4", "rawip6", "null", "ppp",
     ]
 
     /// Captures whose conversation tables differ from tshark's for a known reason.

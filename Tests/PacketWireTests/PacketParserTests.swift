@@ -241,6 +241,25 @@ import Testing
         #expect(!LinkType(rawValue: 147).isSupported && LinkType.linuxSLL2.isSupported)
     }
 
+    @Test func pppFramesWithAndWithoutHDLCFramingAndCompressedProtocols() {
+        let ip = Frame.ipv4(protocol: 17, Frame.udp())
+        let ip6 = Frame.ipv6(next: 6, Frame.tcp())
+        for linkType in [LinkType.ppp, .pppHDLC] {
+            #expect(Frame.parse([0xFF, 0x03, 0x00, 0x21] + ip, linkType).transport == .udp)
+            #expect(Frame.parse([0x00, 0x21] + ip, linkType).transport == .udp)
+            #expect(Frame.parse([0xFF, 0x03, 0x21] + ip, linkType).transport == .udp)  // protocol compressed
+            #expect(Frame.parse([0x57] + ip6, linkType).transport == .tcp)
+            #expect(Frame.parse([0xFF, 0x03, 0x00, 0x57] + ip6, linkType).flow?.destinationPort == 80)
+            // Control protocols and MPLS lead nowhere here; cut frames neither.
+            #expect(Frame.parse([0xFF, 0x03, 0xC0, 0x21, 1, 1, 0, 4], linkType).network == .other)
+            #expect(Frame.parse([0xFF, 0x03, 0x02, 0x81] + ip, linkType).network == .other)
+            for cut in [[], [0xFF], [0xFF, 0x03], [0xFF, 0x03, 0x00]] as [[UInt8]] {
+                #expect(Frame.parse(cut, linkType).network == .other)
+            }
+            #expect(linkType.isSupported && linkType.description == "ppp")
+        }
+    }
+
     @Test func addressesParseAndPrintLikeInetNtop() {
         for text in [
             "10.1.2.3", "2001:db8::1", "::", "::1", "fe80::200:f8ff:fe21:67cf", "::ffff:1.2.3.4", "::1.2.3.4",

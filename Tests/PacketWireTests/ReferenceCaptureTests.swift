@@ -13,7 +13,7 @@ import Testing
 
 @Suite struct ReferenceCaptureTests {
     static let supportedEncapsulations: Set<String> = [
-        "ether", "linux-sll", "linux-sll2", "rawip", "rawip4", "rawip6", "null",
+        "ether", "linux-sll", "linux-sll2", "rawip", "rawip4", "rawip6", "null", "ppp",
     ]
 
     /// Captures whose results differ from tshark's for a known reason, with that reason.

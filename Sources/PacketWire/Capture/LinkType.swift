@@ -11,6 +11,10 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let null = LinkType(rawValue: 0)
     /// Ethernet II and IEEE 802.3.
     public static let ethernet = LinkType(rawValue: 1)
+    /// PPP (RFC 1661), with or without HDLC-like framing's address and control bytes (RFC 1662).
+    public static let ppp = LinkType(rawValue: 9)
+    /// PPP in HDLC-like framing (RFC 1662), as Cisco and serial links capture it.
+    public static let pppHDLC = LinkType(rawValue: 50)
     /// Raw IP on some BSDs (DLT 12).
     public static let rawBSD12 = LinkType(rawValue: 12)
     /// Raw IP on some BSDs (DLT 14).
@@ -31,7 +35,9 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
     /// Whether this library parses frames of this type.
     public var isSupported: Bool {
         switch self {
-        case .null, .ethernet, .rawBSD12, .rawBSD14, .raw, .loop, .linuxSLL, .ipv4, .ipv6, .linuxSLL2: true
+        case .null, .ethernet, .ppp, .pppHDLC, .rawBSD12, .rawBSD14, .raw, .loop, .linuxSLL, .ipv4, .ipv6,
+            .linuxSLL2:
+            true
         default: false
         }
     }
@@ -41,6 +47,7 @@ public struct LinkType: RawRepresentable, Hashable, Sendable, CustomStringConver
         switch self {
         case .null: "null"
         case .ethernet: "ethernet"
+        case .ppp, .pppHDLC: "ppp"
         case .raw, .rawBSD12, .rawBSD14: "raw"
         case .loop: "loop"
         case .linuxSLL: "linux-sll"

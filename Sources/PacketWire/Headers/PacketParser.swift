@@ -206,6 +206,7 @@ public enum PacketParser {
             state.markEmptyIfNothingEntered()
         case .null: state.null(view, networkOrder: false)
         case .loop: state.null(view, networkOrder: true)
+        case .ppp, .pppHDLC: state.ppp(view)
         default: break
         }
     }
@@ -318,6 +319,23 @@ struct ParseState {
         case 2: ipv4(payload, depth: 0)
         case 10, 24, 28, 30: ipv6(payload, depth: 0)
         case 1501...0xFFFF: etherType(UInt16(family), payload, depth: 0)
+        default: return
+        }
+    }
+
+    /// PPP: HDLC-like framing's address and control bytes (0xFF 0x03) if present, then the
+    /// protocol field: one byte when compressed (an odd first byte), else two. IPv4 and IPv6 lead
+    /// on; anything else (control protocols, MPLS) ends the walk.
+    mutating func ppp(_ view: ByteView) {
+        let framed = view.u8(0) == 0xFF && view.u8(1) == 0x03
+        let start = framed ? 2 : 0
+        guard let first = view.u8(start) else { return }
+        let compressed = first & 1 == 1
+        guard let number = compressed ? UInt16(first) : view.u16(start) else { return }
+        let payload = view.suffix(from: start + (compressed ? 1 : 2))
+        switch number {
+        case 0x0021: ipv4(payload, depth: 0)
+        case 0x0057: ipv6(payload, depth: 0)
         default: return
         }
     }
