@@ -65,6 +65,13 @@ struct CaptureCommand: ParsableCommand {
     var write: String?
 
     @Option(
+        name: [.customShort("s"), .customLong("snaplen")],
+        help: ArgumentHelp(
+            "Keep at most N bytes of each frame, 1…262144 (tcpdump's -s): the kernel cuts frames before they "
+                + "enter the ring; lengths on the wire are still counted whole.", valueName: "n"))
+    var snapLength: Int?
+
+    @Option(
         name: .customLong("rotate-size"),
         help: ArgumentHelp(
             "With --write: start a new file before one would pass MB million bytes (tcpdump's -C); the files are "
@@ -132,6 +139,7 @@ struct CaptureCommand: ParsableCommand {
         for (name, value) in [("--rotate-size", rotateSize), ("--rotate-seconds", rotateSeconds)] {
             if let value, !(value > 0 && value.isFinite) { throw ValidationError("\(name) must be positive") }
         }
+        if let snapLength, !(1...262_144).contains(snapLength) { throw ValidationError("--snaplen must be 1…262144") }
         if let rotateFiles, rotateFiles <= 0 { throw ValidationError("--rotate-files must be positive") }
         if rotateFiles != nil && rotation == nil {
             throw ValidationError("--rotate-files needs --rotate-size or --rotate-seconds")
@@ -188,9 +196,12 @@ struct CaptureCommand: ParsableCommand {
         options.blockCount = blocks
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
+        options.snapLength = snapLength
         let export = try flowOutput.connectLive(maximumFlows: maximumFlows)
         let writer = try write.map {
-            try CaptureWriter(path: $0, format: .forPath($0, nanosecond: true), rotation: rotation)
+            try CaptureWriter(
+                path: $0, format: .forPath($0, nanosecond: true),
+                snapLength: snapLength ?? CaptureReader.maximumCapturedLength, rotation: rotation)
         }
         let result: ReplayResult
         do {

@@ -107,6 +107,39 @@ import Testing
         #expect(counted != nil && frames == counted)
     }
 
+    /// A snapshot length (no filter: the kernel program only cuts): frames are kept up to 60 bytes,
+    /// in the accounts and in the file written, while lengths on the wire count whole.
+    @Test func aSnapshotLengthCutsFramesButNotTheirCounts() throws {
+        guard geteuid() == 0 else {
+            print("live capture needs root (CAP_NET_RAW); skipping")
+            return
+        }
+        let port = UInt16(61_000 + (getpid() + 1_000) % 4_000)
+        let path = "/tmp/netisr-snap-\(getpid()).pcap"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: true), snapLength: 60)
+        var options = LiveCaptureOptions()
+        options.snapLength = 60
+        let sender = TestThread { Self.sendDatagrams(50, to: port, after: 300_000) }
+        let result = try Replay().run(interface: "lo", options: options, duration: 1.2, write: writer)
+        sender.join()
+        try writer.close()
+        let ours = result.conversations[.udp, default: []].filter { $0.portB == port }
+        #expect(ours.reduce(0) { $0 + $1.frames } == 50 && ours.allSatisfy { $0.bytes == $0.frames * 142 })
+        #expect(result.capturedBytes <= result.frames * 60 && result.capturedBytes < result.wireBytes)
+        let reader = try CaptureReader(path: path)
+        var lengths: [(captured: Int, original: Int)] = []
+        while try reader.read(maximum: 256, { lengths.append(($0.bytes.count, $0.originalLength)) }) > 0 {}
+        #expect(lengths.count == result.frames && lengths.allSatisfy { $0.captured <= 60 })
+        #expect(lengths.filter { $0.original == 142 }.count >= 50)
+        #expect(lengths.filter { $0.original == 142 }.allSatisfy { $0.captured == 60 })
+        #expect(throws: CaptureError.self) {
+            var tooLong = LiveCaptureOptions()
+            tooLong.snapLength = 300_000
+            _ = try LiveCapture(interface: "lo", options: tooLong)
+        }
+    }
+
     @Test func aMissingInterfaceIsOneClearError() throws {
         guard geteuid() == 0 else {
             print("live capture needs root (CAP_NET_RAW); skipping")

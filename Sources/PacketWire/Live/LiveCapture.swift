@@ -36,6 +36,10 @@ public struct LiveCaptureOptions: Sendable {
     /// kernel filters from the network header, so link-layer primitives (`ether`, `arp`, `vlan`)
     /// are refused there.
     public var filter: String?
+    /// The most bytes kept of each frame (tcpdump's `-s`), 1…262144; nil keeps whole frames. The
+    /// kernel cuts frames before they enter the ring (the socket filter's return value, as libpcap
+    /// sets it), so a short snapshot also saves ring space and copying; original lengths stay.
+    public var snapLength: Int?
 
     /// The defaults: 32 MiB of ring in 256 KiB blocks, retired after 10 ms.
     public init() {}
@@ -54,6 +58,8 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     private var lastStatistics: (packets: UInt64, drops: UInt64) = (0, 0)
     /// Frames timestamped earlier (nanoseconds since the epoch) are skipped: see `fanout`.
     private var startTimestamp: UInt64 = 0
+    /// The most bytes kept of each frame (`LiveCaptureOptions.snapLength`).
+    public let snapLength: Int
     /// The interface.
     public let interface: String
     /// What its frames start with, as libpcap chooses by the interface's hardware type: Ethernet
@@ -73,6 +79,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
 
     private init(unboundInterface interface: String, options: LiveCaptureOptions) throws(CaptureError) {
         self.interface = interface
+        snapLength = options.snapLength ?? 262_144
         skipOutgoing = interface == "lo"
         var message = [CChar](repeating: 0, count: 256)
         let status = netisr_ring_open(
@@ -83,7 +90,9 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
                 .io, at: 0, String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         linkType = LinkType(rawValue: UInt32(ring.link_type))
-        if let filter = options.filter { try attachFilter(filter) }
+        if options.filter != nil || options.snapLength != nil {
+            try attachFilter(options.filter, snapLength: options.snapLength)
+        }
     }
 
     /// Opens `sockets` captures of `interface` in one PACKET_FANOUT group in hash mode: the kernel
@@ -208,14 +217,26 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         return (lastStatistics.packets, lastStatistics.drops)
     }
 
-    /// Attaches a filter in tcpdump's syntax, compiled by libpcap loaded at run time; a clear
-    /// error when libpcap is missing or the expression is wrong.
-    private func attachFilter(_ expression: String) throws(CaptureError) {
+    /// Attaches a filter in tcpdump's syntax, compiled by libpcap loaded at run time (a clear
+    /// error when libpcap is missing or the expression is wrong), and/or the snapshot length:
+    /// without an expression, a one-instruction program keeping every frame, cut.
+    private func attachFilter(_ expression: String?, snapLength: Int?) throws(CaptureError) {
+        if let snapLength, !(1...262_144).contains(snapLength) {
+            throw CaptureError(.io, at: 0, "snapshot length \(snapLength) is not within 1…262144")
+        }
         // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it — also for cooked
         // sockets, whose filters see frames from the network header.
         let filter: PacketFilter
         do {
-            filter = try PacketFilter(expression, dataLinkType: linkType == .ethernet ? 1 : 12)
+            filter =
+                if let expression {
+                    try PacketFilter(
+                        expression, dataLinkType: linkType == .ethernet ? 1 : 12, snapLength: snapLength ?? 262_144)
+                } else {
+                    try PacketFilter(instructions: [
+                        PacketFilter.Instruction(code: 0x06, constant: UInt32(snapLength ?? 262_144))  // ret #snap
+                    ])
+                }
         } catch {
             throw CaptureError(.io, at: 0, error.message)
         }
@@ -226,9 +247,12 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
         guard status == 0 else { throw CaptureError(.io, at: 0, "cannot attach the filter (errno \(status))") }
     }
 
+    /// A frame as read, `extra` bytes of header put back, cut to the snapshot length (which counts
+    /// those bytes too, as libpcap's does).
     private func record(_ bytes: UnsafeRawBufferPointer, _ frame: netisr_frame, extra: Int) -> CaptureRecord {
         CaptureRecord(
-            bytes: bytes, originalLength: Int(frame.original_length) + extra, timestamp: frame.timestamp_ns,
+            bytes: bytes.count > snapLength ? UnsafeRawBufferPointer(rebasing: bytes.prefix(snapLength)) : bytes,
+            originalLength: Int(frame.original_length) + extra, timestamp: frame.timestamp_ns,
             linkType: linkType, interfaceID: 0, fileOffset: 0)
     }
 

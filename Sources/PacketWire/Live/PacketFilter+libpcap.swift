@@ -14,18 +14,23 @@ extension PacketFilter {
         try self.init(expression, dataLinkType: Self.dataLinkType(of: linkType))
     }
 
-    /// Compiles `expression` for libpcap's data link type `dataLinkType` (DLT_*).
-    init(_ expression: String, dataLinkType: Int32) throws(PacketFilterError) {
-        try self.init(instructions: Self.compile(expression, dataLinkType: dataLinkType))
+    /// Compiles `expression` for libpcap's data link type `dataLinkType` (DLT_*); a frame it keeps
+    /// is kept up to `snapLength` bytes (the program's return value, as the kernel reads it).
+    init(_ expression: String, dataLinkType: Int32, snapLength: Int = 262_144) throws(PacketFilterError) {
+        try self.init(
+            instructions: Self.compile(expression, dataLinkType: dataLinkType, snapLength: Int32(clamping: snapLength)))
     }
 
     /// libpcap's program for `expression`.
-    private static func compile(_ expression: String, dataLinkType: Int32) throws(PacketFilterError) -> [Instruction] {
+    private static func compile(_ expression: String, dataLinkType: Int32, snapLength: Int32) throws(PacketFilterError)
+        -> [Instruction]
+    {
         var program: UnsafeMutableRawPointer?
         var count: UInt32 = 0
         var message = [CChar](repeating: 0, count: 512)
         guard
-            netisr_compile_filter(expression, dataLinkType, 262_144, &program, &count, &message, message.count) == 0,
+            netisr_compile_filter(expression, dataLinkType, snapLength, &program, &count, &message, message.count)
+                == 0,
             let program
         else {
             throw PacketFilterError(
