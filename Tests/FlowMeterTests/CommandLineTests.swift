@@ -69,8 +69,9 @@ import Testing
         ("--rotate-seconds 5", "need --write FILE"), ("--write - --rotate-size 10", "need --write FILE"),
         ("--write x.pcap --rotate-size 0", "--rotate-size must be positive"),
         ("--write x.pcap --rotate-seconds 1 --rotate-files 0", "--rotate-files must be positive"),
+        ("-s 0", "--snaplen must be 1…262144"), ("--snaplen 262145", "--snaplen must be 1…262144"),
     ])
-    func captureRotationOptionsAreChecked(options: String, message: String) throws {
+    func captureOptionsAreChecked(options: String, message: String) throws {
         let netisr = try Self.netisr()
         let run = try #require(Shell.run("'\(netisr)' capture -i lo \(options) 2>&1"))
         #expect(run.status != 0 && run.output.contains(message), "\(run.output)")
