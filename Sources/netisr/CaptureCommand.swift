@@ -220,6 +220,13 @@ struct CaptureCommand: ParsableCommand {
             standardError("netisr: \(error)")
             throw ExitCode(1)
         }
+        if let writer, !result.errors.contains(where: { $0.file == "--write" }) {
+            // A failed write was reported with the result; the file then ends where it failed.
+            let dropped = UInt64(result.drops.first { $0.reason == "kernel" }?.packets ?? 0)
+            try writer.writeStatistics(
+                received: UInt64(result.frames) + dropped, dropped: dropped, delivered: UInt64(result.frames),
+                timestamp: UInt64(time(nil)) * 1_000_000_000)
+        }
         try writer?.close()
         if let writer, rotation != nil {
             standardError("netisr: --write: \(writer.frames) frames in \(writer.files) files, the last \(writer.path)")

@@ -47,6 +47,50 @@ import Testing
         }
     }
 
+    /// Interface statistics blocks at the end of a pcapng file: one per interface, with the
+    /// counts given; readers skip them (every frame still reads back); pcap files get none.
+    @Test func statisticsEndAPcapngFileOnePerInterface() throws {
+        let writer = CaptureWriter(inMemory: .pcapng(nanosecond: true))
+        for (index, linkType) in [LinkType.ethernet, .raw, .ethernet].enumerated() {
+            let frame = Self.frames[0]
+            try frame.withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: linkType) }
+        }
+        try writer.writeStatistics(received: 1_000, dropped: 7, delivered: 993, timestamp: 5_000_000_001)
+        try writer.close()
+        let bytes = writer.memory
+        // Walk the blocks: (type, body) pairs.
+        var blocks: [(type: UInt32, body: ArraySlice<UInt8>)] = []
+        var offset = 0
+        func u32(_ at: Int) -> UInt32 { bytes[at..<(at + 4)].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        func u64(_ at: Int) -> UInt64 { bytes[at..<(at + 8)].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+        while offset + 12 <= bytes.count {
+            let length = Int(u32(offset + 4))
+            #expect(length >= 12 && u32(offset + length - 4) == UInt32(length))
+            blocks.append((u32(offset), bytes[(offset + 8)..<(offset + length - 4)]))
+            offset += length
+        }
+        #expect(offset == bytes.count)
+        #expect(blocks.map(\.type) == [0x0A0D_0D0A, 1, 6, 1, 6, 6, 5, 5])
+        for (id, block) in blocks.filter({ $0.type == 5 }).enumerated() {
+            let start = block.body.startIndex
+            #expect(u32(start) == UInt32(id))
+            #expect(UInt64(u32(start + 4)) << 32 | UInt64(u32(start + 8)) == 5_000_000_001)
+            // Options: ifrecv (4), ifdrop (5), usrdeliv (8), each 8 bytes, then the end.
+            let options = (0..<3).map { start + 12 + $0 * 12 }
+            #expect(options.map { u32($0) } == [4 | 8 << 16, 5 | 8 << 16, 8 | 8 << 16])
+            #expect(options.map { u64($0 + 4) } == [1_000, 7, 993])
+            #expect(u32(start + 48) == 0 && block.body.count == 52)
+        }
+        #expect(readAll(bytes).records.count == 3 && readAll(bytes).error == nil)
+        let pcap = CaptureWriter(inMemory: .pcap(nanosecond: false))
+        try Self.frames[0].withUnsafeBytes { try pcap.write($0, timestamp: 0, linkType: .ethernet) }
+        try pcap.flush()
+        let before = pcap.memory
+        try pcap.writeStatistics(received: 1, dropped: 0, delivered: 1, timestamp: 0)
+        try pcap.flush()
+        #expect(pcap.memory == before && before.count == 24 + 16 + Self.frames[0].count)
+    }
+
     @Test func snapLengthCutsWhatIsWritten() throws {
         let (records, _) = readAll(try written(.pcap(nanosecond: false), snapLength: 20))
         #expect(records.allSatisfy { $0.0.count == 20 })

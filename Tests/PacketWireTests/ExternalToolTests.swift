@@ -45,4 +45,25 @@ import Testing
             #expect(Int(result.output.filter { $0.isNumber }) == 500)
         }
     }
+
+    /// capinfos finds the interface statistics a live capture's pcapng file ends with.
+    @Test func capinfosReadsOurInterfaceStatistics() throws {
+        guard Shell.has("capinfos") else {
+            print("capinfos (Wireshark) is not installed; skipping")
+            return
+        }
+        let path = "/tmp/netisr-statistics-\(getpid()).pcapng"
+        defer { unlink(path) }
+        let writer = try CaptureWriter(path: path, format: .pcapng(nanosecond: true))
+        var synthesizer = TrafficSynthesizer(.init(packets: 50, flows: 5, seed: 3))
+        try synthesizer.generate { frame, timestamp in
+            try writer.write(frame, timestamp: timestamp, linkType: .ethernet)
+        }
+        try writer.writeStatistics(received: 60, dropped: 10, delivered: 50, timestamp: 1_700_000_000_000_000_000)
+        try writer.close()
+        let result = try #require(Shell.run("capinfos '\(path)'"))
+        #expect(result.status == 0)
+        #expect(result.output.contains("Number of packets:   50") || result.output.contains("Number of packets = 50"))
+        #expect(result.output.contains("Number of stat entries = 1"), "\(result.output)")
+    }
 }

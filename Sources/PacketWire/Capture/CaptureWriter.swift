@@ -157,6 +157,35 @@ public final class CaptureWriter {
         if buffer.count >= 1 << 18 { try flush() }
     }
 
+    /// Ends a live capture's pcapng file as dumpcap does: an interface statistics block for each
+    /// interface of the current file, saying how many frames the capture received (`isb_ifrecv`),
+    /// how many the kernel dropped (`isb_ifdrop`: Wireshark shows it in the file's properties) and
+    /// how many were delivered to the capture (`isb_usrdeliv`), stamped `timestamp` (ns since the
+    /// epoch). Nothing for pcap, which has no place for them.
+    public func writeStatistics(received: UInt64, dropped: UInt64, delivered: UInt64, timestamp: UInt64)
+        throws(CaptureError)
+    {
+        guard !closed else { throw CaptureError(.io, at: frames, "\(path) is closed") }
+        guard case .pcapng(let nanosecond) = format else { return }
+        let units = nanosecond ? timestamp : timestamp / 1_000
+        for id in interfaces.values.sorted() {
+            let length: UInt32 = 20 + 3 * 12 + 4 + 4
+            append32(5)
+            append32(length)
+            append32(id)
+            append32(UInt32(truncatingIfNeeded: units >> 32))
+            append32(UInt32(truncatingIfNeeded: units))
+            for (code, value) in [(4, received), (5, dropped), (8, delivered)] as [(UInt16, UInt64)] {
+                append16(code)
+                append16(8)
+                withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+            }
+            append32(0)  // opt_endofopt
+            append32(length)
+        }
+        if buffer.count >= 1 << 18 { try flush() }
+    }
+
     /// The bytes a frame adds to the file (with the interface description it may need first).
     private func recordSize(_ captured: Int, _ linkType: LinkType) -> Int {
         switch format {
