@@ -63,6 +63,9 @@ public struct ReplayConfiguration: Sendable {
     /// captures that run indefinitely); frames of conversations beyond it are counted
     /// (`ReplayResult.untrackedConversationFrames`), not tabled. Unlimited by default.
     public var maximumConversations = Int.max
+    /// Count frames and bytes per interval of this many seconds of capture time
+    /// (`ReplayResult.ioStatistics`, tshark's `-z io,stat`); files only.
+    public var ioInterval: Double?
 
     /// Creates the default configuration.
     public init() {}
@@ -97,6 +100,7 @@ public final class Replay: Sendable {
         var errors: [ReplayError] = []
         var state = ReaderState(map: session.engine.workstreamMap, sourceIsFlow: configuration.ordering != "source")
         state.filter = configuration.filter.map(ReplayFilter.init)
+        state.io = configuration.ioInterval.map(IOStatistics.init(interval:))
         for (index, file) in files.enumerated() {
             if isCancelled { break }
             do {
@@ -108,7 +112,8 @@ public final class Replay: Sendable {
             }
         }
         return session.finish(
-            errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed), filter: state.filter)
+            errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed), filter: state.filter,
+            ioStatistics: state.io)
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
@@ -169,9 +174,10 @@ public final class Replay: Sendable {
             try engine.start()
         }
 
-        func finish(errors: [ReplayError], kernelDrops: Int?, cancelled: Bool, filter: ReplayFilter? = nil)
-            -> ReplayResult
-        {
+        func finish(
+            errors: [ReplayError], kernelDrops: Int?, cancelled: Bool, filter: ReplayFilter? = nil,
+            ioStatistics: IOStatistics? = nil
+        ) -> ReplayResult {
             engine.stop(.drain)
             arena.drain()
             let elapsed = ContinuousClock.now - started
@@ -181,7 +187,7 @@ public final class Replay: Sendable {
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
                 cancelled: cancelled, kernelDrops: kernelDrops, filter: filter,
                 flowsExported: flowExport.map { $0.sendsRecords ? $0.sweptCount : 0 } ?? 0,
-                flowsDiscarded: flowExport.map { $0.sendsRecords ? 0 : $0.sweptCount } ?? 0)
+                flowsDiscarded: flowExport.map { $0.sendsRecords ? 0 : $0.sweptCount } ?? 0, ioStatistics: ioStatistics)
         }
     }
 
@@ -203,6 +209,8 @@ public final class Replay: Sendable {
         var parsesFully = false
         /// The read filter, if any.
         var filter: ReplayFilter?
+        /// Frames and bytes per interval, if asked.
+        var io: IOStatistics?
 
         init(map: WorkstreamMap, sourceIsFlow: Bool) {
             self.map = map
@@ -225,6 +233,7 @@ public final class Replay: Sendable {
                         enterChunk(session.arena.chunk(of: record.bytes), session: session, state: &state)
                         return
                     }
+                    state.io?.count(timestamp: record.timestamp, wireLength: record.originalLength)
                     if case .factor(let factor) = configuration.speed {
                         pace(record.timestamp, factor: factor, engine: engine, whenFull: whenFull, state: &state)
                     }

@@ -265,7 +265,7 @@ public enum ReplayReport {
     /// conversations (counts), netisr (the netstat -Q data).
     public static func json(_ result: ReplayResult) -> String {
         let netisr = NetstatReport.json(result.snapshot)
-        let object = JSONValue.object([
+        var fields: [(String, JSONValue)] = [
             ("frames", .int(result.frames)), ("wire_bytes", .int(result.wireBytes)),
             ("captured_bytes", .int(result.capturedBytes)),
             ("first_ns", result.timeSpan.map { .int(Int(clamping: $0.first)) } ?? .null),
@@ -314,9 +314,10 @@ public enum ReplayReport {
                     ("active_ns", timeout(result.flowTimeouts.activeNanoseconds)),
                 ])
             ),
-        ])
+        ]
+        if let io = result.ioStatistics { fields.append(("io_stat", ioStatisticsJSON(io))) }
         // Splice the engine's report in under "netisr" (it is already JSON).
-        var text = object.rendered
+        var text = JSONValue.object(fields).rendered
         text.removeLast()
         let inner = netisr.dropFirst("{\"netisr\":".count).dropLast()
         return text + ",\"netisr\":" + inner + "}"

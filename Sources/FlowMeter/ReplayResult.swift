@@ -60,6 +60,8 @@ public struct ReplayResult: Sendable {
     public let filter: String?
     /// Frames the read filter skipped (not in any count above).
     public let filteredFrames: Int
+    /// Frames and bytes per interval of capture time, if asked (`ReplayConfiguration.ioInterval`).
+    public let ioStatistics: IOStatistics?
 
     /// One conversation table sorted as tshark sorts it: by address A, port A, address B, port B,
     /// then first frame.
@@ -98,8 +100,9 @@ public struct ReplayResult: Sendable {
         accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
         elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0,
-        flowsDiscarded: Int = 0
+        flowsDiscarded: Int = 0, ioStatistics: IOStatistics? = nil
     ) {
+        self.ioStatistics = ioStatistics
         accounts.foldConversations()
         let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }

@@ -62,6 +62,13 @@ struct ReplayCommand: ParsableCommand {
                 + "received) as CSV: ip, ipv6, tcp or udp."))
     var endpoints: String?
 
+    @Option(
+        name: .customLong("io-stat"),
+        help: ArgumentHelp(
+            "Print frames and bytes per SECONDS of capture time as CSV (tshark's -z io,stat,SECONDS); with --json, "
+                + "in the object's io_stat.", valueName: "seconds"))
+    var ioStat: Double?
+
     @OptionGroup var flowOutput: FlowOutputOptions
 
     @Option(
@@ -91,11 +98,15 @@ struct ReplayCommand: ParsableCommand {
         if let endpoints, ConversationKind(rawValue: endpoints) == nil {
             throw ValidationError("--endpoints is ip, ipv6, tcp or udp")
         }
-        if conversations != nil && endpoints != nil {
-            throw ValidationError("--conversations and --endpoints both write standard output: one at a time")
+        if let ioStat, !(ioStat >= 0.000_001 && ioStat <= 1e9) {
+            throw ValidationError("--io-stat takes seconds, at least 0.000001")
         }
-        if conversations != nil || endpoints != nil, flowOutput.flows == "-" {
-            throw ValidationError("--conversations/--endpoints and --flows - both write standard output")
+        let tables = [conversations != nil, endpoints != nil, ioStat != nil && !json].filter { $0 }.count
+        if tables > 1 {
+            throw ValidationError("--conversations, --endpoints and --io-stat all write standard output: one at a time")
+        }
+        if tables > 0, flowOutput.flows == "-" {
+            throw ValidationError("--conversations/--endpoints/--io-stat and --flows - both write standard output")
         }
         if let filter {
             // Checked for Ethernet now; other link types when their first frame comes.
@@ -125,6 +136,7 @@ struct ReplayCommand: ParsableCommand {
         configuration.shouldStop = { interrupted.load(ordering: .relaxed) }
         configuration.flowTimeouts = flowOutput.timeouts
         configuration.filter = filter
+        configuration.ioInterval = ioStat
         let progress = ProgressBar(files: inputs, enabled: !quiet && isatty(2) == 1)
         configuration.progress = { index, read, size in progress.update(file: index, read: read, size: size) }
         signal(SIGINT) { _ in interrupted.store(true, ordering: .relaxed) }
@@ -142,6 +154,8 @@ struct ReplayCommand: ParsableCommand {
                 ReplayReport.endpointsCSV(result, kind)
             } else if json {
                 ReplayReport.json(result) + "\n"
+            } else if ioStat != nil {
+                ReplayReport.ioStatisticsCSV(result)
             } else {
                 ReplayReport.text(result, topConversations: top)
             }

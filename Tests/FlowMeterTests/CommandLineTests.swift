@@ -77,6 +77,22 @@ import Testing
         #expect(run.status != 0 && run.output.contains(message), "\(run.output)")
     }
 
+    @Test func ioStatisticsPrintAsCSVOrInTheJSONObject() throws {
+        let netisr = try Self.netisr()
+        let csv = try #require(Shell.run("'\(netisr)' replay --quiet --io-stat 0.01"))
+        let lines = csv.output.split(separator: "\n")
+        #expect(csv.status == 0 && lines.first == "start,end,frames,bytes" && lines.count > 5)
+        #expect(lines.dropFirst().reduce(0) { $0 + (Int($1.split(separator: ",")[2]) ?? 0) } == 10_000)
+        let json = try #require(Shell.run("'\(netisr)' replay --quiet --io-stat 0.01 --json"))
+        #expect(json.output.contains("\"io_stat\":{\"interval_us\":10000,"))
+        let plain = try #require(Shell.run("'\(netisr)' replay --quiet --json"))
+        #expect(!plain.output.contains("io_stat"))
+        for options in ["--io-stat 0", "--io-stat 1 --conversations tcp", "--io-stat 1 --flows -"] {
+            let run = try #require(Shell.run("'\(netisr)' replay --quiet \(options) 2>&1"))
+            #expect(run.status != 0 && run.output.contains("--io-stat"), "\(options): \(run.output)")
+        }
+    }
+
     @Test func theTopTableListsAsManyConversationsAsAsked() throws {
         let netisr = try Self.netisr()
         for count in [0, 3, 25] {
