@@ -60,8 +60,8 @@ struct CaptureCommand: ParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap; - for standard output, "
-                + "the report then on standard error)."))
+            "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap; .gz after either "
+                + "compresses it; - for standard output, the report then on standard error)."))
     var write: String?
 
     @Option(

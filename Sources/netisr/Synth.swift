@@ -19,7 +19,7 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "pcap or pcapng (default: from the file name).")
     var format: String?
 
-    @Option(name: .long, help: "Output file (- for standard output).")
+    @Option(name: .long, help: "Output file (- for standard output); a name ending in .gz is gzip-compressed.")
     var out: String
 
     func validate() throws {

@@ -6,7 +6,8 @@
 /// in files of bounded size or span, and, with `files`, in bounded disk space.
 ///
 /// Every file is complete (its own header), named after the path given with a number before its
-/// extension: `capture.pcapng` becomes `capture_00001.pcapng`, `capture_00002.pcapng`, … With
+/// extension: `capture.pcapng` becomes `capture_00001.pcapng`, `capture_00002.pcapng`, …
+/// (`capture.pcap.gz`: `capture_00001.pcap.gz`). With
 /// `files` the numbers go round: the file after `files` is number 1 again, written over.
 public struct CaptureRotation: Sendable, Equatable {
     /// A file is never larger than this (bytes), unless a single frame is: a frame that would take
@@ -42,7 +43,11 @@ public struct CaptureRotation: Sendable, Equatable {
         var digits = String(shown)
         if digits.count < 5 { digits = String(repeating: "0", count: 5 - digits.count) + digits }
         let nameStart = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
-        guard let dot = path[nameStart...].lastIndex(of: "."), dot > nameStart else { return path + "_" + digits }
+        // Before the extension, or before the one a `.gz` follows (`capture_00001.pcap.gz`).
+        let compressed = path.hasSuffix(".gz") ? path.index(path.endIndex, offsetBy: -3) : path.endIndex
+        guard let dot = path[nameStart..<compressed].lastIndex(of: "."), dot > nameStart else {
+            return path[..<compressed] + "_" + digits + path[compressed...]
+        }
         return path[..<dot] + "_" + digits + path[dot...]
     }
 }

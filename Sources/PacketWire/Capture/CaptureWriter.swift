@@ -4,7 +4,8 @@
 // interface description per distinct link type, created on first use. Timestamps are written in
 // microseconds or nanoseconds (pcapng's `if_tsresol` = 9). With a `CaptureRotation`, a frame that
 // is due starts the next file first: the current one is flushed and closed, the next created with
-// its own header (and, for pcapng, its own interface descriptions).
+// its own header (and, for pcapng, its own interface descriptions). A path ending in `.gz` is
+// written gzip-compressed (GzipEncoder), a block per buffer flushed, one member per file.
 
 #if canImport(Glibc)
     import Glibc
@@ -23,9 +24,11 @@ public final class CaptureWriter {
         /// pcapng (little-endian, one section).
         case pcapng(nanosecond: Bool)
 
-        /// pcapng for names ending in `.pcapng`, otherwise pcap; microseconds unless asked.
+        /// pcapng for names ending in `.pcapng` (or `.pcapng.gz`), otherwise pcap; microseconds
+        /// unless asked.
         public static func forPath(_ path: String, nanosecond: Bool = false) -> Format {
-            path.hasSuffix(".pcapng") ? .pcapng(nanosecond: nanosecond) : .pcap(nanosecond: nanosecond)
+            path.hasSuffix(".pcapng") || path.hasSuffix(".pcapng.gz")
+                ? .pcapng(nanosecond: nanosecond) : .pcap(nanosecond: nanosecond)
         }
     }
 
@@ -36,6 +39,8 @@ public final class CaptureWriter {
     private var buffer: [UInt8] = []
     private var descriptor: Int32
     private let toMemory: Bool
+    /// Compresses the file as it is written (a path ending in `.gz`).
+    private var encoder: GzipEncoder?
     private var closed = false
     private let rotation: CaptureRotation?
     /// The path given; with rotation, the files are named after it.
@@ -53,7 +58,8 @@ public final class CaptureWriter {
     /// Files started so far (1 without rotation).
     public private(set) var files = 1
 
-    /// Creates `path` (replacing it) and writes the file header; `-` writes to standard output
+    /// Creates `path` (replacing it; gzip-compressed if it ends in `.gz`) and writes the file
+    /// header; `-` writes to standard output
     /// (through a duplicate of its descriptor, so `close` leaves standard output open). With
     /// `rotation`, the files are numbered after `path` (`CaptureRotation.path(_:file:)`), the first
     /// created now; standard output cannot rotate.
@@ -70,6 +76,7 @@ public final class CaptureWriter {
         toMemory = false
         descriptor = path == "-" ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0) : -1
         if path != "-" { descriptor = try Self.create(self.path) }
+        encoder = path.hasSuffix(".gz") ? GzipEncoder() : nil
         guard descriptor >= 0 else {
             throw CaptureError(.io, at: 0, "cannot write standard output: \(String(cString: strerror(errno)))")
         }
@@ -197,9 +204,7 @@ public final class CaptureWriter {
 
     /// Closes the current file and starts the next one of the rotation.
     private func startNextFile() throws(CaptureError) {
-        try flush()
-        if descriptor >= 0 { Glibc.close(descriptor) }
-        descriptor = -1
+        try closeFile()
         files += 1
         path = rotation?.path(basePath, file: files) ?? basePath
         (fileBytes, fileFrames, pcapLinkType, interfaces) = (0, 0, nil, [:])
@@ -208,10 +213,11 @@ public final class CaptureWriter {
             buffer.removeAll()
             throw error
         }
+        encoder = encoder.map { _ in GzipEncoder() }
         writeFileHeader()
     }
 
-    /// Writes what is buffered.
+    /// Writes what is buffered (compressed first, for a gzip file).
     public func flush() throws(CaptureError) {
         guard !buffer.isEmpty else { return }
         if toMemory {
@@ -219,9 +225,19 @@ public final class CaptureWriter {
             buffer.removeAll(keepingCapacity: true)
             return
         }
+        if let encoder {
+            try writeOut(buffer.withUnsafeBytes { encoder.compress($0) })
+        } else {
+            try writeOut(buffer)
+        }
+        fileBytes += buffer.count
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeOut(_ bytes: [UInt8]) throws(CaptureError) {
         var written = 0
-        while written < buffer.count {
-            let result = buffer.withUnsafeBytes {
+        while written < bytes.count {
+            let result = bytes.withUnsafeBytes {
                 Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written)
             }
             if result < 0 {
@@ -230,16 +246,21 @@ public final class CaptureWriter {
             }
             written += result
         }
-        fileBytes += buffer.count
-        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, ends the gzip member if compressing, and closes the current file.
+    private func closeFile() throws(CaptureError) {
+        try flush()
+        if let encoder { try writeOut(encoder.finish()) }
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
     }
 
     /// Flushes and closes the file.
     public func close() throws(CaptureError) {
         guard !closed else { return }
         closed = true
-        try flush()
-        if descriptor >= 0 { Glibc.close(descriptor) }
+        try closeFile()
     }
 
     // MARK: Encoding

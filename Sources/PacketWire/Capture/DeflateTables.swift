@@ -1,6 +1,26 @@
-// DeflateTables: the pieces of GzipCaptureSource's decoder that are plain values — a canonical
-// Huffman code as a lookup table, and the CRC-32 a gzip member is checked with. Built from
-// untrusted code lengths: a table that would over-subscribe the code space is refused.
+// DeflateTables: the pieces of the gzip decoder (GzipCaptureSource) and encoder (GzipEncoder)
+// that are plain values — DEFLATE's length and distance codes, a canonical Huffman code as a
+// lookup table, and the CRC-32 a gzip member is checked with. Built from untrusted code lengths:
+// a table that would over-subscribe the code space is refused.
+
+/// DEFLATE's length codes (symbols 257…285) and distance codes (0…29): each code's base value and
+/// its extra bits (RFC 1951, 3.2.5).
+enum DeflateCodes {
+    static let lengthBase: [Int] = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227,
+        258,
+    ]
+    static let lengthExtra: [Int] = [
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+    ]
+    static let distanceBase: [Int] = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
+        6145, 8193, 12289, 16385, 24577,
+    ]
+    static let distanceExtra: [Int] = [
+        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
+    ]
+}
 
 /// A canonical Huffman code as a table indexed by the next 15 input bits (least significant
 /// first, as DEFLATE packs codes): each entry holds the symbol (low 9 bits) and its code's length

@@ -218,28 +218,13 @@ final class GzipCaptureSource: CaptureSource {
         distances = distanceTable
     }
 
-    private static let lengthBase: [Int] = [
-        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227,
-        258,
-    ]
-    private static let lengthExtra: [Int] = [
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-    ]
-    private static let distanceBase: [Int] = [
-        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-        6145, 8193, 12289, 16385, 24577,
-    ]
-    private static let distanceExtra: [Int] = [
-        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13,
-    ]
-
     /// Decodes literals and matches until the block ends or `count` bytes are written.
     private func decodeCodes(
         into output: UnsafeMutablePointer<UInt8>, written: inout Int, count: Int
     ) throws(CaptureError) {
         // Read once per call: a static table read in the loop costs a `swift_once` call each time.
-        let (lengthBase, lengthExtra) = (Self.lengthBase, Self.lengthExtra)
-        let (distanceBase, distanceExtra) = (Self.distanceBase, Self.distanceExtra)
+        let (lengthBase, lengthExtra) = (DeflateCodes.lengthBase, DeflateCodes.lengthExtra)
+        let (distanceBase, distanceExtra) = (DeflateCodes.distanceBase, DeflateCodes.distanceExtra)
         while written < count {
             if pendingLength > 0 {
                 let copied = min(pendingLength, count - written)
