@@ -262,7 +262,8 @@ public enum ReplayReport {
     }
 
     /// Everything as one JSON object: frames, wire_bytes, captured_bytes, l3l4, drops, errors,
-    /// conversations (counts), netisr (the netstat -Q data).
+    /// conversations (counts), flows, netisr (the netstat -Q data), and io_stat when the replay
+    /// counted intervals (`ReplayConfiguration.ioInterval`).
     public static func json(_ result: ReplayResult) -> String {
         let netisr = NetstatReport.json(result.snapshot)
         var fields: [(String, JSONValue)] = [

@@ -79,7 +79,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
 
     private init(unboundInterface interface: String, options: LiveCaptureOptions) throws(CaptureError) {
         self.interface = interface
-        snapLength = options.snapLength ?? 262_144
+        snapLength = options.snapLength ?? CaptureReader.maximumCapturedLength
         skipOutgoing = interface == "lo"
         var message = [CChar](repeating: 0, count: 256)
         let status = netisr_ring_open(
@@ -221,7 +221,7 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
     /// error when libpcap is missing or the expression is wrong), and/or the snapshot length:
     /// without an expression, a one-instruction program keeping every frame, cut.
     private func attachFilter(_ expression: String?, snapLength: Int?) throws(CaptureError) {
-        if let snapLength, !(1...262_144).contains(snapLength) {
+        if let snapLength, !(1...CaptureReader.maximumCapturedLength).contains(snapLength) {
             throw CaptureError(.io, at: 0, "snapshot length \(snapLength) is not within 1…262144")
         }
         // libpcap's DLT numbers: DLT_EN10MB, or DLT_RAW as Linux numbers it — also for cooked
@@ -231,10 +231,13 @@ public final class LiveCapture: @unchecked Sendable {  // unchecked: one user at
             filter =
                 if let expression {
                     try PacketFilter(
-                        expression, dataLinkType: linkType == .ethernet ? 1 : 12, snapLength: snapLength ?? 262_144)
+                        expression, dataLinkType: linkType == .ethernet ? 1 : 12,
+                        snapLength: snapLength ?? CaptureReader.maximumCapturedLength)
                 } else {
+                    // BPF_RET | BPF_K: keep that many bytes of every frame.
                     try PacketFilter(instructions: [
-                        PacketFilter.Instruction(code: 0x06, constant: UInt32(snapLength ?? 262_144))  // ret #snap
+                        PacketFilter.Instruction(
+                            code: 0x06, constant: UInt32(snapLength ?? CaptureReader.maximumCapturedLength))
                     ])
                 }
         } catch {
