@@ -16,7 +16,9 @@ extension PacketFilter {
 
     /// Compiles `expression` for libpcap's data link type `dataLinkType` (DLT_*); a frame it keeps
     /// is kept up to `snapLength` bytes (the program's return value, as the kernel reads it).
-    init(_ expression: String, dataLinkType: Int32, snapLength: Int = CaptureReader.maximumCapturedLength) throws(PacketFilterError) {
+    init(_ expression: String, dataLinkType: Int32, snapLength: Int = CaptureReader.maximumCapturedLength)
+        throws(PacketFilterError)
+    {
         try self.init(
             instructions: Self.compile(expression, dataLinkType: dataLinkType, snapLength: Int32(clamping: snapLength)))
     }
