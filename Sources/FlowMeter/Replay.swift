@@ -113,7 +113,7 @@ public final class Replay: Sendable {
         }
         return session.finish(
             errors: errors, kernelDrops: nil, cancelled: cancelled.load(ordering: .relaxed), filter: state.filter,
-            ioStatistics: state.io)
+            ioStatistics: state.io, droppedWhileCapturing: state.droppedWhileCapturing)
     }
 
     /// An engine with the replay's protocols registered and started, its accounts and its arena.
@@ -176,7 +176,7 @@ public final class Replay: Sendable {
 
         func finish(
             errors: [ReplayError], kernelDrops: Int?, cancelled: Bool, filter: ReplayFilter? = nil,
-            ioStatistics: IOStatistics? = nil
+            ioStatistics: IOStatistics? = nil, droppedWhileCapturing: Int? = nil
         ) -> ReplayResult {
             engine.stop(.drain)
             arena.drain()
@@ -187,7 +187,8 @@ public final class Replay: Sendable {
                     + UInt64(elapsed.components.attoseconds / 1_000_000_000),
                 cancelled: cancelled, kernelDrops: kernelDrops, filter: filter,
                 flowsExported: flowExport.map { $0.sendsRecords ? $0.sweptCount : 0 } ?? 0,
-                flowsDiscarded: flowExport.map { $0.sendsRecords ? 0 : $0.sweptCount } ?? 0, ioStatistics: ioStatistics)
+                flowsDiscarded: flowExport.map { $0.sendsRecords ? 0 : $0.sweptCount } ?? 0, ioStatistics: ioStatistics,
+                droppedWhileCapturing: droppedWhileCapturing)
         }
     }
 
@@ -211,6 +212,8 @@ public final class Replay: Sendable {
         var filter: ReplayFilter?
         /// Frames and bytes per interval, if asked.
         var io: IOStatistics?
+        /// What the files' pcapng statistics say their capturing tools dropped (nil: nothing said).
+        var droppedWhileCapturing: Int?
 
         init(map: WorkstreamMap, sourceIsFlow: Bool) {
             self.map = map
@@ -251,6 +254,9 @@ public final class Replay: Sendable {
             }
         }
         engine.dispatch(ReplayProtocol.ether, batch: &state.batch, whenFull: whenFull)
+        if let dropped = reader.droppedWhileCapturing {
+            state.droppedWhileCapturing = (state.droppedWhileCapturing ?? 0) &+ Int(clamping: dropped)
+        }
         let progress = reader.fileProgress
         configuration.progress?(index, progress.read, progress.total)
         if let failure { throw failure }

@@ -37,6 +37,9 @@ public enum ReplayReport {
         out += "Capture:    \(fixed(span, 3)) s of traffic"
         if span > 0 { out += " (\(fixed(Double(result.wireBytes) * 8 / span / 1e6, 2)) Mbit/s on the wire)" }
         out += "\n"
+        if let dropped = result.droppedWhileCapturing, dropped > 0 {
+            out += "Capture drops: \(dropped) frames, by the capturing tool's own statistics (not in the file)\n"
+        }
         let rate = Double(result.frames) / max(seconds, 1e-9)
         if result.isLive {
             out += "Listened:   \(fixed(seconds, 2)) s, \(fixed(rate / 1e3, 1)) kframes/s on average\n"
@@ -308,6 +311,7 @@ public enum ReplayReport {
             ("flows", .int(result.flowCount)),
             ("flows_exported_during_capture", .int(result.flowsExportedDuringCapture)),
             ("flows_discarded_during_capture", .int(result.flowsDiscardedDuringCapture)),
+            ("dropped_while_capturing", result.droppedWhileCapturing.map { .int($0) } ?? .null),
             (
                 "flow_timeouts",
                 .object([

@@ -62,6 +62,10 @@ public struct ReplayResult: Sendable {
     public let filteredFrames: Int
     /// Frames and bytes per interval of capture time, if asked (`ReplayConfiguration.ioInterval`).
     public let ioStatistics: IOStatistics?
+    /// Frames the tools that made the files say they dropped while capturing (pcapng interface
+    /// statistics, `CaptureReader.droppedWhileCapturing`), all files together; nil when no file
+    /// said. They were never in the files, so in no other count here.
+    public let droppedWhileCapturing: Int?
 
     /// One conversation table sorted as tshark sorts it: by address A, port A, address B, port B,
     /// then first frame.
@@ -100,9 +104,10 @@ public struct ReplayResult: Sendable {
         accounts: ReplayAccounts, placedByAddresses: Bool, snapshot: NetISRSnapshot, errors: [ReplayError],
         elapsedNanoseconds: UInt64,
         cancelled: Bool, kernelDrops: Int? = nil, filter: ReplayFilter? = nil, flowsExported: Int = 0,
-        flowsDiscarded: Int = 0, ioStatistics: IOStatistics? = nil
+        flowsDiscarded: Int = 0, ioStatistics: IOStatistics? = nil, droppedWhileCapturing: Int? = nil
     ) {
         self.ioStatistics = ioStatistics
+        self.droppedWhileCapturing = droppedWhileCapturing
         accounts.foldConversations()
         let all = accounts.all + accounts.allLinks
         frames = all.reduce(0) { $0 + $1.frames }

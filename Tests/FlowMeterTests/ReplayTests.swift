@@ -1,6 +1,7 @@
 // The replay's own behaviour: the same result for every thread count, dispatch and ordering
 // policy in lossless mode; equality with tshark on synthesized traffic (references made by
-// ../shared/oracle/oracle.sh, committed in Fixtures/); damaged and missing files; drop-tail.
+// ../shared/oracle/oracle.sh, committed in Fixtures/); damaged and missing files; drop-tail; the
+// drops capturing tools recorded in the files.
 
 import FlowMeter
 import NetISR
@@ -183,6 +184,29 @@ enum SynthCapture {
         let whole = try run([good])
         #expect(result.frames > whole.frames && result.frames < 2 * whole.frames)
         #expect(ReplayReport.json(result).contains("\"errors\":[{\"file\":\"/nonexistent/capture.pcap\""))
+    }
+
+    /// What the files' own statistics say their capturing tools dropped: summed over the files
+    /// that say it, shown in the report and the JSON; null when none does.
+    @Test func dropsTheCapturingToolsReportedAreShown() throws {
+        let paths = (0..<3).map { "/tmp/netisr-isb-\(getpid())-\($0).pcapng" }
+        defer { for path in paths { unlink(path) } }
+        let frame = [UInt8](repeating: 0, count: 60)
+        for (index, path) in paths.enumerated() {
+            let writer = try CaptureWriter(path: path, format: .pcapng(nanosecond: true))
+            try frame.withUnsafeBytes { try writer.write($0, timestamp: 1, linkType: .ethernet) }
+            if index < 2 {
+                try writer.writeStatistics(received: 9, dropped: UInt64(4 + index), delivered: 1, timestamp: 2)
+            }
+            try writer.close()
+        }
+        let result = try run(paths)
+        #expect(result.frames == 3 && result.droppedWhileCapturing == 9)
+        #expect(ReplayReport.text(result).contains("Capture drops: 9 frames, by the capturing tool's own statistics"))
+        #expect(ReplayReport.json(result).contains("\"dropped_while_capturing\":9,"))
+        let silent = try run([paths[2]])
+        #expect(silent.droppedWhileCapturing == nil && !ReplayReport.text(silent).contains("Capture drops"))
+        #expect(ReplayReport.json(silent).contains("\"dropped_while_capturing\":null,"))
     }
 
     @Test func dropTailLosesPacketsButAccountsForEveryOne() throws {

@@ -63,6 +63,20 @@ public final class CaptureReader {
     private var pcapLinkType = LinkType.ethernet
     private var pcapSnapLength = 0
     private var section = PcapngSection()
+    /// Drops the statistics blocks of sections already ended reported (nil: none said).
+    private var droppedInEarlierSections: UInt64?
+
+    /// Frames the capturing tool says it dropped, by the pcapng interface statistics read so far
+    /// (`isb_ifdrop` plus `isb_osdrop`, each interface's latest block, all sections); nil when the
+    /// file has said nothing (pcap files never do). They are not in the file: no record stands
+    /// for them.
+    public var droppedWhileCapturing: UInt64? { Self.adding(droppedInEarlierSections, section.drops.values) }
+
+    /// `total` plus `counts`, saturating; nil if both are empty.
+    private static func adding(_ total: UInt64?, _ counts: some Collection<UInt64>) -> UInt64? {
+        guard total != nil || !counts.isEmpty else { return nil }
+        return counts.reduce(total ?? 0) { $0.addingReportingOverflow($1).overflow ? .max : $0 + $1 }
+    }
 
     /// Bytes consumed so far (the offset of the next record).
     public var bytesRead: Int { bufferFileOffset + start }
@@ -284,6 +298,14 @@ public final class CaptureReader {
                 throw CaptureError(
                     .badBlockLength, at: offset, "block length \(length) is not a multiple of 4 of at least 12")
             }
+            // Interface statistics: read when whole and sound, else passed over as before.
+            if type == 5, length <= capacity, try ensure(length),
+                view.u32(length - 4, bigEndian: bigEndian) == UInt32(length)
+            {
+                section.addStatistics(view.prefix(length))
+                start += length
+                continue
+            }
             let isPacket = type == 6 || type == 3 || type == 2 || type == 1
             if !isPacket {
                 guard try skip(length) else {
@@ -340,6 +362,7 @@ public final class CaptureReader {
         guard view.u32(length - 4, bigEndian: bigEndian) == UInt32(length) else {
             throw CaptureError(.badBlockLength, at: offset, "section header length differs from its trailer")
         }
+        droppedInEarlierSections = Self.adding(droppedInEarlierSections, section.drops.values)
         section = PcapngSection(bigEndian: bigEndian)
         start += length
     }

@@ -1,5 +1,6 @@
-// PcapngSection: the state of one pcapng section — its byte order and interfaces — and the
-// decoding of its packet blocks (enhanced, simple, obsolete) into records.
+// PcapngSection: the state of one pcapng section — its byte order, interfaces and what their
+// statistics blocks say was dropped — and the decoding of its packet blocks (enhanced, simple,
+// obsolete) into records.
 
 /// One interface description: link type, snapshot length and timestamp scale.
 struct PcapngInterface {
@@ -45,6 +46,9 @@ struct PcapngSection {
     var isOpen = false
     var bigEndian = false
     var interfaces: [PcapngInterface] = []
+    /// Frames each interface's latest statistics block says were dropped (`isb_ifdrop` plus
+    /// `isb_osdrop`), by interface id; only described interfaces, so bounded as they are.
+    var drops: [Int: UInt64] = [:]
     /// A pcapng file may describe more interfaces than any real capture has; this bounds memory.
     static let maximumInterfaces = 65_536
 
@@ -86,6 +90,31 @@ struct PcapngSection {
             position = value + (length + 3) & ~3
         }
         interfaces.append(interface)
+    }
+
+    /// Notes what an interface statistics block (type 5) says was dropped. A block naming no
+    /// described interface, or too short to hold its fields, says nothing.
+    mutating func addStatistics(_ block: ByteView) {
+        guard block.count >= 24, let id = block.u32(8, bigEndian: bigEndian).map(Int.init), id < interfaces.count
+        else { return }
+        var dropped: UInt64?
+        var position = 20
+        let optionsEnd = block.count - 4
+        while position + 4 <= optionsEnd {
+            let code = block.u16(position, bigEndian: bigEndian)!
+            let length = Int(block.u16(position + 2, bigEndian: bigEndian)!)
+            let value = position + 4
+            if code == 0 || value + length > optionsEnd { break }
+            // isb_ifdrop (5) and isb_osdrop (7): 64-bit counts in the section's byte order.
+            if code == 5 || code == 7, length == 8 {
+                let first = UInt64(block.u32(value, bigEndian: bigEndian)!)
+                let second = UInt64(block.u32(value + 4, bigEndian: bigEndian)!)
+                let count = bigEndian ? first << 32 | second : second << 32 | first
+                dropped = (dropped ?? 0).addingReportingOverflow(count).overflow ? .max : (dropped ?? 0) + count
+            }
+            position = value + (length + 3) & ~3
+        }
+        if let dropped { drops[id] = dropped }
     }
 
     func packet(type: UInt32, block: ByteView, at offset: Int) throws(CaptureError) -> CaptureRecord? {
