@@ -69,14 +69,8 @@ import Testing
     /// Frames a read filter skips are in no interval; the rest are, the same on any thread count.
     @Test func onlyTheFramesKeptAreCounted() throws {
         guard ReplayFilterTests.libpcapPresent() else { return }
-        let path = "/tmp/netisr-io-filter-\(getpid()).pcap"
+        let path = try SynthCapture.write(packets: 5_000, flows: 100, seed: 4, format: .pcap(nanosecond: true))
         defer { unlink(path) }
-        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: true))
-        var synthesizer = TrafficSynthesizer(.init(packets: 5_000, flows: 100, seed: 4))
-        try synthesizer.generate { frame, timestamp in
-            try writer.write(frame, timestamp: timestamp, linkType: .ethernet)
-        }
-        try writer.close()
         var configuration = ReplayConfiguration()
         configuration.ioInterval = 0.01
         configuration.filter = "udp"
@@ -92,14 +86,8 @@ import Testing
             print("tshark is not installed; skipping")
             return
         }
-        let path = "/tmp/netisr-io-\(getpid()).pcap"
+        let path = try SynthCapture.write(packets: 20_000, flows: 300, seed: 21, format: .pcap(nanosecond: false))
         defer { unlink(path) }
-        let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: false))
-        var synthesizer = TrafficSynthesizer(.init(packets: 20_000, flows: 300, seed: 21))
-        try synthesizer.generate { frame, timestamp in
-            try writer.write(frame, timestamp: timestamp, linkType: .ethernet)
-        }
-        try writer.close()
         for (interval, text) in [(0.03, "0.03"), (0.007, "0.007"), (1.0, "1")] {
             let result = try Self.ours(path, interval: interval)
             let rows = try #require(result.ioStatistics?.intervals)

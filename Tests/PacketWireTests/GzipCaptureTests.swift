@@ -39,17 +39,23 @@ import Testing
 
     /// `bytes` compressed by gzip at `level`; nil without gzip.
     static func gzip(_ bytes: [UInt8], level: Int = 6) throws -> [UInt8]? {
+        try throughGzip(bytes, options: "-\(level)", tag: "in-\(bytes.count)-\(level)")
+    }
+
+    /// What `gzip OPTIONS -c` makes of `bytes` (through files named after `tag`, which must be
+    /// unique among the tests running at once); nil without gzip, empty if gzip fails.
+    static func throughGzip(_ bytes: [UInt8], options: String, tag: String) throws -> [UInt8]? {
         guard Shell.has("gzip") else { return nil }
-        let path = "/tmp/netisr-gzip-in-\(getpid())-\(bytes.count)-\(level)"
+        let path = "/tmp/netisr-gzip-\(getpid())-\(tag)"
         defer {
             unlink(path)
-            unlink(path + ".gz")
+            unlink(path + ".out")
         }
         let file = try #require(fopen(path, "w"))
         fwrite(bytes, 1, bytes.count, file)
         fclose(file)
-        _ = Shell.run("gzip -\(level) -c '\(path)' > '\(path).gz'")
-        return SharedFixtures.bytes(path + ".gz")
+        guard Shell.run("gzip \(options) -c '\(path)' > '\(path).out'")?.status == 0 else { return [] }
+        return SharedFixtures.bytes(path + ".out")
     }
 
     /// A synthesized capture and its gzip; nil (saying why) without gzip.

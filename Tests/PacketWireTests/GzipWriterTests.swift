@@ -41,22 +41,6 @@ import Testing
         } catch { return nil }
     }
 
-    /// `compressed` decompressed by gzip (through files named after `tag`, unique among the tests
-    /// running at once); nil without gzip.
-    static func gunzip(_ compressed: [UInt8], tag: String) throws -> [UInt8]? {
-        guard Shell.has("gzip") else { return nil }
-        let path = "/tmp/netisr-gzip-out-\(getpid())-\(tag).gz"
-        defer {
-            unlink(path)
-            unlink(path + ".out")
-        }
-        let file = try #require(fopen(path, "w"))
-        fwrite(compressed, 1, compressed.count, file)
-        fclose(file)
-        guard Shell.run("gzip -dc '\(path)' > '\(path).out'")?.status == 0 else { return [] }
-        return SharedFixtures.bytes(path + ".out")
-    }
-
     static let inputs: [(name: String, bytes: [UInt8])] = {
         var generator = SystemRandomNumberGenerator()
         let random = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -82,7 +66,8 @@ import Testing
             // Compared outside #expect: a failure would print both arrays (300,000 elements).
             let decoded = Self.decode(compressed) == input
             #expect(decoded, "\(name) in blocks of \(blockSize)")
-            if let gunzipped = try Self.gunzip(compressed, tag: "\(blockSize)-\(name.filter(\.isLetter))") {
+            let tag = "out-\(blockSize)-\(name.filter(\.isLetter))"
+            if let gunzipped = try GzipCaptureTests.throughGzip(compressed, options: "-d", tag: tag) {
                 let same = gunzipped == input
                 #expect(same, "gzip: \(name) in blocks of \(blockSize)")
             }

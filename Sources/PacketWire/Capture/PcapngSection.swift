@@ -69,14 +69,7 @@ struct PcapngSection {
         var interface = PcapngInterface(
             linkType: LinkType(rawValue: UInt32(block.u16(8, bigEndian: bigEndian)!)),
             snapLength: Int(block.u32(12, bigEndian: bigEndian)!))
-        var position = 16
-        let optionsEnd = block.count - 4
-        while position + 4 <= optionsEnd {
-            let code = block.u16(position, bigEndian: bigEndian)!
-            let length = Int(block.u16(position + 2, bigEndian: bigEndian)!)
-            let value = position + 4
-            if code == 0 { break }
-            guard value + length <= optionsEnd else { break }
+        forEachOption(in: block, from: 16) { code, value, length in
             if code == 9, length >= 1 {
                 let resolution = block.u8(value)!
                 interface.binary = resolution & 0x80 != 0
@@ -87,9 +80,23 @@ struct PcapngSection {
                 let combined = bigEndian ? UInt64(raw) << 32 | UInt64(rawLow) : UInt64(rawLow) << 32 | UInt64(raw)
                 interface.offsetSeconds = Int64(bitPattern: combined)
             }
-            position = value + (length + 3) & ~3
         }
         interfaces.append(interface)
+    }
+
+    /// Calls `body` with each option of `block` from `start` on (code, the offset of its value,
+    /// its length) until the end-of-options option or one that runs past the block.
+    private func forEachOption(in block: ByteView, from start: Int, _ body: (UInt16, Int, Int) -> Void) {
+        var position = start
+        let optionsEnd = block.count - 4
+        while position + 4 <= optionsEnd {
+            let code = block.u16(position, bigEndian: bigEndian)!
+            let length = Int(block.u16(position + 2, bigEndian: bigEndian)!)
+            let value = position + 4
+            if code == 0 || value + length > optionsEnd { return }
+            body(code, value, length)
+            position = value + (length + 3) & ~3
+        }
     }
 
     /// Notes what an interface statistics block (type 5) says was dropped. A block naming no
@@ -98,21 +105,13 @@ struct PcapngSection {
         guard block.count >= 24, let id = block.u32(8, bigEndian: bigEndian).map(Int.init), id < interfaces.count
         else { return }
         var dropped: UInt64?
-        var position = 20
-        let optionsEnd = block.count - 4
-        while position + 4 <= optionsEnd {
-            let code = block.u16(position, bigEndian: bigEndian)!
-            let length = Int(block.u16(position + 2, bigEndian: bigEndian)!)
-            let value = position + 4
-            if code == 0 || value + length > optionsEnd { break }
+        forEachOption(in: block, from: 20) { code, value, length in
             // isb_ifdrop (5) and isb_osdrop (7): 64-bit counts in the section's byte order.
-            if code == 5 || code == 7, length == 8 {
-                let first = UInt64(block.u32(value, bigEndian: bigEndian)!)
-                let second = UInt64(block.u32(value + 4, bigEndian: bigEndian)!)
-                let count = bigEndian ? first << 32 | second : second << 32 | first
-                dropped = (dropped ?? 0).addingReportingOverflow(count).overflow ? .max : (dropped ?? 0) + count
-            }
-            position = value + (length + 3) & ~3
+            guard code == 5 || code == 7, length == 8 else { return }
+            let first = UInt64(block.u32(value, bigEndian: bigEndian)!)
+            let second = UInt64(block.u32(value + 4, bigEndian: bigEndian)!)
+            let count = bigEndian ? first << 32 | second : second << 32 | first
+            dropped = (dropped ?? 0).addingReportingOverflow(count).overflow ? .max : (dropped ?? 0) + count
         }
         if let dropped { drops[id] = dropped }
     }
