@@ -22,9 +22,9 @@ public enum ReplayReport {
         }
     }
 
-    /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations and the top
-    /// endpoints (IP addresses) by bytes — `topConversations` rows each — drops by reason, then the
-    /// engine's `netstat -Q` report.
+    /// Frames, bytes, duration and rates, the l3/l4 table, the top conversations, endpoints (IP
+    /// addresses) and services (responder ports) by bytes — `topConversations` rows each — drops
+    /// by reason, then the engine's `netstat -Q` report.
     public static func text(_ result: ReplayResult, topConversations: Int = 10) -> String {
         var out = ""
         let seconds = Double(result.elapsedNanoseconds) / 1e9
@@ -94,6 +94,7 @@ public enum ReplayReport {
                 + pad(String(row.bytes), 12, right: true) + pad(String(row.bytesSent), 12, right: true)
                 + pad(String(row.bytesReceived), 12, right: true) + "\n"
         }
+        out += servicesText(result, topConversations)
         let untracked = ConversationKind.allCases.compactMap { kind in
             result.untrackedConversationFrames[kind].map { "\(kind.rawValue) \($0)" }
         }
@@ -388,7 +389,7 @@ public enum ReplayReport {
         return (value < 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + fraction : "")
     }
 
-    private static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+    static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
         let padding = String(repeating: " ", count: max(0, width - text.count))
         return right ? padding + text : text + padding
     }

@@ -112,7 +112,7 @@ struct CaptureCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of the report.")
     var json = false
 
-    @Option(name: .long, help: "Conversations and endpoints listed in the report's top tables (by bytes).")
+    @Option(name: .long, help: "Conversations, endpoints and services listed in the report's top tables (by bytes).")
     var top = 10
 
     @Flag(name: .long, help: "Show live statistics while capturing (a table on a terminal, a line otherwise).")

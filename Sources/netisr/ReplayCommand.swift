@@ -81,7 +81,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar.")
     var quiet = false
 
-    @Option(name: .long, help: "Conversations and endpoints listed in the report's top tables (by bytes).")
+    @Option(name: .long, help: "Conversations, endpoints and services listed in the report's top tables (by bytes).")
     var top = 10
 
     func validate() throws {
