@@ -57,39 +57,7 @@ struct CaptureCommand: ParsableCommand {
     @Option(name: .customLong("block-kib"), help: "KiB per ring block: a power of two, 128…65536.")
     var blockKiB = 256
 
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "Also write what was captured to FILE (.pcapng for pcapng, otherwise pcap; .gz after either "
-                + "compresses it; - for standard output, the report then on standard error)."))
-    var write: String?
-
-    @Option(
-        name: [.customShort("s"), .customLong("snaplen")],
-        help: ArgumentHelp(
-            "Keep at most N bytes of each frame, 1…262144 (tcpdump's -s): the kernel cuts frames before they "
-                + "enter the ring; lengths on the wire are still counted whole.", valueName: "n"))
-    var snapLength: Int?
-
-    @Option(
-        name: .customLong("rotate-size"),
-        help: ArgumentHelp(
-            "With --write: start a new file before one would pass MB million bytes (tcpdump's -C); the files are "
-                + "numbered after FILE (FILE_00001.pcap, …).", valueName: "MB"))
-    var rotateSize: Double?
-
-    @Option(
-        name: .customLong("rotate-seconds"),
-        help: ArgumentHelp(
-            "With --write: start a new file every SECONDS of capture time (tcpdump's -G).", valueName: "seconds"))
-    var rotateSeconds: Double?
-
-    @Option(
-        name: .customLong("rotate-files"),
-        help: ArgumentHelp(
-            "With --rotate-size or --rotate-seconds: keep N files, the oldest written over (tcpdump's -W).",
-            valueName: "n"))
-    var rotateFiles: Int?
+    @OptionGroup var output: CaptureOutputOptions
 
     @OptionGroup var flowOutput: FlowOutputOptions
 
@@ -136,30 +104,12 @@ struct CaptureCommand: ParsableCommand {
         guard maximumFlows > 0, maximumConversations > 0 else {
             throw ValidationError("--max-flows and --max-conversations must be positive")
         }
-        for (name, value) in [("--rotate-size", rotateSize), ("--rotate-seconds", rotateSeconds)] {
-            if let value, !(value > 0 && value.isFinite) { throw ValidationError("\(name) must be positive") }
-        }
-        if let snapLength, !(1...262_144).contains(snapLength) { throw ValidationError("--snaplen must be 1…262144") }
-        if let rotateFiles, rotateFiles <= 0 { throw ValidationError("--rotate-files must be positive") }
-        if rotateFiles != nil && rotation == nil {
-            throw ValidationError("--rotate-files needs --rotate-size or --rotate-seconds")
-        }
-        if rotation != nil && (write == nil || write == "-") {
-            throw ValidationError("--rotate-size and --rotate-seconds need --write FILE (not standard output)")
-        }
-        if write == "-", flowOutput.flows == "-" {
+        if output.write == "-", flowOutput.flows == "-" {
             throw ValidationError("--write - and --flows - both write standard output")
         }
         if let metrics, metricsEndpoint(metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT (IPv4), e.g. 127.0.0.1:9464")
         }
-    }
-
-    /// How `--write` moves on to new files, if asked.
-    var rotation: CaptureRotation? {
-        guard rotateSize != nil || rotateSeconds != nil else { return nil }
-        return CaptureRotation(
-            maximumBytes: rotateSize.map { Int(min($0 * 1e6, 1e18)) }, seconds: rotateSeconds, files: rotateFiles)
     }
 
     /// What tcpdump says when it starts, and how many sockets read.
@@ -196,13 +146,9 @@ struct CaptureCommand: ParsableCommand {
         options.blockCount = blocks
         options.blockSize = blockKiB << 10
         options.filter = filter.isEmpty ? nil : filter.joined(separator: " ")
-        options.snapLength = snapLength
+        options.snapLength = output.snapLength
         let export = try flowOutput.connectLive(maximumFlows: maximumFlows)
-        let writer = try write.map {
-            try CaptureWriter(
-                path: $0, format: .forPath($0, nanosecond: true),
-                snapLength: snapLength ?? CaptureReader.maximumCapturedLength, rotation: rotation)
-        }
+        let writer = try output.openWriter()
         let result: ReplayResult
         do {
             result = try Replay(configuration).run(
@@ -220,21 +166,15 @@ struct CaptureCommand: ParsableCommand {
             standardError("netisr: \(error)")
             throw ExitCode(1)
         }
-        if let writer, !result.errors.contains(where: { $0.file == "--write" }) {
-            // A failed write was reported with the result; the file then ends where it failed.
-            let dropped = UInt64(result.drops.first { $0.reason == "kernel" }?.packets ?? 0)
-            try writer.writeStatistics(
-                received: UInt64(result.frames) + dropped, dropped: dropped, delivered: UInt64(result.frames),
-                timestamp: UInt64(time(nil)) * 1_000_000_000)
-        }
-        try writer?.close()
-        if let writer, rotation != nil {
-            standardError("netisr: --write: \(writer.frames) frames in \(writer.files) files, the last \(writer.path)")
-        }
+        if let writer { try output.finish(writer, after: result) }
         let report = json ? ReplayReport.json(result) + "\n" : ReplayReport.text(result, topConversations: top)
         // With the capture written to standard output, the report must not be mixed into it.
         // With the capture or the flow records on standard output, the report goes to standard error.
-        if write == "-" || flowOutput.flows == "-" { writeStandardError(report) } else { print(report, terminator: "") }
+        if output.write == "-" || flowOutput.flows == "-" {
+            writeStandardError(report)
+        } else {
+            print(report, terminator: "")
+        }
         try flowOutput.emit(result, liveExport: export)
     }
 }
