@@ -234,11 +234,25 @@ import Testing
         #expect(readAll(enormous).error?.code == .recordTooLarge)
     }
 
-    /// Lends a fresh buffer each time and never reuses one, remembering what was retired.
+    /// Lends a fresh buffer each time and never reuses one, remembering what was retired. With
+    /// `failsToMap`, it says it maps files but fails to (as a file system that cannot map would).
     final class LendingProvider: CaptureBufferProvider {
-        let bufferSize = CaptureReader.minimumBufferSize
+        let bufferSize = CaptureReader.minimumBufferSize + 4096
         var lent: [UnsafeMutableRawPointer] = []
         var retired: [UnsafeMutableRawPointer] = []
+        let failsToMap: Bool
+        var mappingsTried = 0
+
+        init(failsToMap: Bool = false) { self.failsToMap = failsToMap }
+
+        var mapsFiles: Bool { failsToMap }
+
+        func nextBuffer(mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?)
+            -> UnsafeRawPointer?
+        {
+            mappingsTried += 1
+            return nil
+        }
 
         func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer {
             if let retiring { retired.append(retiring) }
@@ -250,10 +264,12 @@ import Testing
     }
 
     /// With lent buffers, records stay where they were read: every one still holds its bytes
-    /// after the whole file has been read, across many buffers, empty records included.
-    @Test(arguments: [CaptureWriter.Format.pcap(nanosecond: false), .pcapng(nanosecond: true)])
-    func lentBuffersKeepEveryRecordWhereItWasRead(format: CaptureWriter.Format) throws {
-        let path = "/tmp/netisr-lent-\(getpid())-\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
+    /// after the whole file has been read, across many buffers, empty records included. A
+    /// provider that fails to map the file leaves it read instead, from the start.
+    @Test(arguments: [CaptureWriter.Format.pcap(nanosecond: false), .pcapng(nanosecond: true)], [false, true])
+    func lentBuffersKeepEveryRecordWhereItWasRead(format: CaptureWriter.Format, failsToMap: Bool) throws {
+        let name = "\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")-\(failsToMap)"
+        let path = "/tmp/netisr-lent-\(getpid())-\(name)"
         defer { unlink(path) }
         let writer = try CaptureWriter(path: path, format: format)
         func frame(_ index: Int) -> [UInt8] {
@@ -264,7 +280,7 @@ import Testing
             try frame(index).withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: .ethernet) }
         }
         try writer.close()
-        let provider = LendingProvider()
+        let provider = LendingProvider(failsToMap: failsToMap)
         var kept: [UnsafeRawBufferPointer] = []
         do {
             let reader = try CaptureReader(path: path, buffers: provider)
@@ -272,6 +288,7 @@ import Testing
         }
         #expect(kept.count == frames)
         #expect(provider.lent.count > 4 && provider.retired == Array(provider.lent.dropLast()))
+        #expect(provider.mappingsTried == (failsToMap ? 1 : 0))
         let intact = kept.enumerated().allSatisfy { index, bytes in Array(bytes) == frame(index) }
         #expect(intact)
     }

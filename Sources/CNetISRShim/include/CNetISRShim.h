@@ -36,6 +36,18 @@ void *netisr_remap_table(void *address, size_t old_size, size_t new_size);
 /// Unmaps a mapping made by `netisr_map_table` or `netisr_remap_table`.
 void netisr_unmap_table(void *address, size_t size);
 
+/// Guards `length` bytes from `start`, where files are mapped: a page of a mapped file that no
+/// longer exists (the file was cut short) reads as 0xFF bytes instead of raising SIGBUS (see
+/// mapping_guard.c). Returns a slot for `netisr_unguard_mapping`, or -1 if the range cannot be
+/// guarded (files must then be read, not mapped).
+int netisr_guard_mapping(const void *start, size_t length);
+
+/// Ends the guard `netisr_guard_mapping` returned `slot` for.
+void netisr_unguard_mapping(int slot);
+
+/// How many pages the guard has filled in since the process started.
+uint64_t netisr_guarded_faults(void);
+
 /// The calling thread's cached (engine, producer context) pair: one entry per thread, so the
 /// packet path finds its per-thread state without a lock or a system call.
 /// Engines are told apart by a unique id, never by address (a new engine may reuse a freed one's).

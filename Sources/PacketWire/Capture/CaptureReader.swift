@@ -8,6 +8,11 @@
 // With a CaptureBufferProvider the reader never writes over delivered records: when the buffer is
 // used up it continues in the next buffer the provider lends (the unread tail copied over), so a
 // consumer may keep records' bytes past the callback, until the provider reuses their buffer.
+// A provider that maps files (`mapsFiles`) gets a regular file's bytes mapped window by window in
+// its buffers' place, each window starting at the page of the next record: nothing is copied. A
+// mapped file that grows is read to its new end; one cut short reads as damage at the cut (the
+// provider guards its memory against SIGBUS; the zeros to the end of the last page are told from
+// a record by the file's size); one that cannot be mapped is read.
 // The buffered bytes a little ahead of the next record are prefetched (`prefetchAhead`).
 //
 // Malformed input never traps: every length is checked before use, records before the damage are
@@ -19,17 +24,11 @@
 #if canImport(CNetISRShim)
     import CNetISRShim
 #endif
-
-/// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
-/// (a zero-copy consumer hands them on instead of copying them).
-public protocol CaptureBufferProvider: AnyObject {
-    /// The size of every buffer lent; at least `CaptureReader.minimumBufferSize`.
-    var bufferSize: Int { get }
-    /// The buffer to read into next. `retiring` (nil the first time) is the buffer the reader
-    /// leaves: it writes there no more, and records delivered from it stay valid until the
-    /// provider lends it again.
-    func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
-}
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// Reads records from a pcap or pcapng capture.
 ///
@@ -50,6 +49,13 @@ public final class CaptureReader {
     private let provider: CaptureBufferProvider?
     private var buffer: UnsafeMutableRawPointer
     private let capacity: Int
+    /// A regular file mapped window by window instead of read (a provider that maps, a file of
+    /// known size): its descriptor.
+    private var mappedFile: Int32?
+    /// The size of the mapped file, as last seen.
+    private var mappedFileSize = 0
+    /// Whether a window of the mapped file has been mapped yet.
+    private var hasWindow = false
     private var start = 0
     private var end = 0
     private var bufferFileOffset = 0
@@ -106,11 +112,20 @@ public final class CaptureReader {
     init(source: any CaptureSource, bufferSize: Int, provider: CaptureBufferProvider? = nil) throws(CaptureError) {
         self.source = source
         self.provider = provider
-        if let provider {
+        if let provider, provider.mapsFiles, let descriptor = source.mappableDescriptor, let size = source.size {
+            precondition(provider.bufferSize >= Self.minimumBufferSize + Self.pageSize, "lent buffers are too small")
+            // A window starts at the page holding the next record: a page less is sure to follow it.
+            capacity = provider.bufferSize - Self.pageSize
+            mappedFile = descriptor
+            mappedFileSize = size
+            buffer = UnsafeMutableRawPointer(bitPattern: Self.pageSize)!
+        } else if let provider {
             precondition(provider.bufferSize >= Self.minimumBufferSize, "lent capture buffers are too small")
             capacity = provider.bufferSize
+            mappedFile = nil
             buffer = provider.nextBuffer(retiring: nil)
         } else {
+            mappedFile = nil
             // Large enough for any record; but no record is larger than its file, so a small file
             // of known size gets a small buffer.
             let needed = max(bufferSize, Self.minimumBufferSize)
@@ -121,6 +136,9 @@ public final class CaptureReader {
     }
 
     deinit { if provider == nil { buffer.deallocate() } }
+
+    /// The page size mapped windows align to.
+    private static let pageSize = 4096
 
     /// Reads up to `maximum` records, calling `body` with each.
     ///
@@ -136,10 +154,27 @@ public final class CaptureReader {
                 delivered += 1
             }
         } catch let error as CaptureError {
+            let error = explained(error)
             failed = error
             if delivered == 0 { throw error }
         }
         return delivered
+    }
+
+    /// Whether the mapped file now ends before `offset`.
+    private func isCut(before offset: Int) -> Bool {
+        var status = stat()
+        return mappedFile.map { fstat($0, &status) == 0 && Int(status.st_size) < offset } ?? false
+    }
+
+    /// `error`, or, when a mapped file was cut short under the reader (its pages past the new end
+    /// read as damage), an error that says so.
+    private func explained(_ error: CaptureError) -> CaptureError {
+        guard let mappedFile else { return error }
+        var status = stat()
+        guard fstat(mappedFile, &status) == 0, Int(status.st_size) < mappedFileSize else { return error }
+        return CaptureError(
+            .truncatedRecord, at: error.offset, "the file was cut short to \(status.st_size) bytes while being read")
     }
 
     // MARK: Buffer
@@ -148,6 +183,7 @@ public final class CaptureReader {
     private func ensure(_ count: Int) throws(CaptureError) -> Bool {
         if end - start >= count { return true }
         guard count <= capacity else { return false }
+        if let mappedFile { return try map(mappedFile, count) }
         if let provider, start > 0, start + count > capacity {
             // Delivered records stay where they are: continue in the next lent buffer.
             let remaining = end - start
@@ -170,6 +206,40 @@ public final class CaptureReader {
             let got = try source.read(into: buffer + end, count: capacity - end)
             if got == 0 { sourceDone = true } else { end += got }
         }
+        return end - start >= count
+    }
+
+    /// `ensure` of a mapped file: maps the window from the page holding the next record, as much
+    /// of the file as a buffer holds.
+    private func map(_ descriptor: Int32, _ count: Int) throws(CaptureError) -> Bool {
+        let fileOffset = bufferFileOffset + start
+        if fileOffset + count > mappedFileSize {
+            // A file still being written may have grown since.
+            var status = stat()
+            if fstat(descriptor, &status) == 0 { mappedFileSize = max(mappedFileSize, Int(status.st_size)) }
+            guard fileOffset + count <= mappedFileSize else { return false }
+        }
+        let aligned = fileOffset & ~(Self.pageSize - 1)
+        let length = min(capacity + Self.pageSize, mappedFileSize - aligned)
+        guard
+            let window = provider!.nextBuffer(
+                mapping: descriptor, offset: aligned, length: length, retiring: hasWindow ? buffer : nil)
+        else {
+            // A file system that cannot map the file: read it from here on.
+            guard source.continueReading(at: fileOffset) else {
+                throw CaptureError(.io, at: fileOffset, "cannot map or read the file from offset \(fileOffset)")
+            }
+            mappedFile = nil
+            buffer = provider!.nextBuffer(retiring: hasWindow ? buffer : nil)
+            (bufferFileOffset, start, end, prefetched) = (fileOffset, 0, 0, 0)
+            return try ensure(count)
+        }
+        buffer = UnsafeMutableRawPointer(mutating: window)
+        hasWindow = true
+        bufferFileOffset = aligned
+        start = fileOffset - aligned
+        end = length
+        prefetched = 0
         return end - start >= count
     }
 
@@ -259,6 +329,11 @@ public final class CaptureReader {
         let fraction = UInt64(field(4))
         let captured = Int(field(8))
         let original = Int(field(12))
+        if original == 0 && captured == 0 && mappedFile != nil && seconds | fraction == 0 && isCut(before: offset + 16)
+        {
+            // A mapped file cut short reads as zeros to the end of its last page.
+            throw CaptureError(.truncatedRecord, at: offset, "the file ends inside a record header")
+        }
         guard captured <= Self.maximumCapturedLength else {
             throw CaptureError(
                 .recordTooLarge, at: offset,

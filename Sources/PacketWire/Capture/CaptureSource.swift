@@ -15,10 +15,17 @@ protocol CaptureSource: AnyObject {
     /// How far through the underlying file a transforming source (decompression) is — its bytes
     /// consumed, of its size when known; nil for a source whose bytes are the file's.
     var fileProgress: (read: Int, total: Int?)? { get }
+    /// The descriptor of a regular file whose bytes are the capture's, which a reader may map
+    /// instead of reading; nil otherwise.
+    var mappableDescriptor: Int32? { get }
+    /// Makes the next read start at `offset` of a file mapped until now; false if it cannot.
+    func continueReading(at offset: Int) -> Bool
 }
 
 extension CaptureSource {
     var fileProgress: (read: Int, total: Int?)? { nil }
+    var mappableDescriptor: Int32? { nil }
+    func continueReading(at offset: Int) -> Bool { false }
 }
 
 /// Opens `path` (`-`: standard input) as a capture's bytes: as they are, or decompressed when they
@@ -57,6 +64,13 @@ final class FileCaptureSource: CaptureSource {
     }
 
     deinit { close(descriptor) }
+
+    var mappableDescriptor: Int32? { size == nil ? nil : descriptor }
+
+    func continueReading(at offset: Int) -> Bool {
+        returned = []
+        return lseek(descriptor, off_t(offset), SEEK_SET) == off_t(offset)
+    }
 
     /// Gives `bytes`, the last read, back: the next reads return them first.
     func unread(_ bytes: [UInt8]) { returned = bytes + returned }

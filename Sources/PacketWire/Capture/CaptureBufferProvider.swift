@@ -1,0 +1,35 @@
+// CaptureBufferProvider: memory a CaptureReader reads into (or maps files into) on behalf of a
+// consumer that keeps records' bytes past the read call (see CaptureReader's top comment).
+
+/// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
+/// (a zero-copy consumer hands them on instead of copying them).
+public protocol CaptureBufferProvider: AnyObject {
+    /// The size of every buffer lent; at least `CaptureReader.minimumBufferSize`, and a page
+    /// (4096 bytes) more for a provider that maps files (a window starts at a page boundary).
+    var bufferSize: Int { get }
+    /// The buffer to read into next. `retiring` (nil the first time) is the buffer the reader
+    /// leaves: it writes there no more, and records delivered from it stay valid until the
+    /// provider lends it again.
+    func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
+    /// Maps `length` bytes (at most `bufferSize`) of the open file `descriptor`, from `offset` (a
+    /// multiple of the page size), read-only in place of the next buffer, and returns it; nil when
+    /// it cannot (the reader then reads the file from there on, into buffers lent by
+    /// `nextBuffer(retiring:)`). `retiring` as above. The provider must keep a SIGBUS from killing
+    /// the process when the file is cut short under the mapping (the reader tells the cut by the
+    /// file's size).
+    func nextBuffer(
+        mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
+    ) -> UnsafeRawPointer?
+    /// Whether `nextBuffer(mapping:…)` maps (a provider that does not need not implement it).
+    var mapsFiles: Bool { get }
+}
+
+extension CaptureBufferProvider {
+    /// Maps nothing: a provider that does not map files lends buffers to read into.
+    public func nextBuffer(
+        mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
+    ) -> UnsafeRawPointer? { nil }
+
+    /// False: files are read into lent buffers.
+    public var mapsFiles: Bool { false }
+}
