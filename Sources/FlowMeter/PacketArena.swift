@@ -6,12 +6,12 @@
 // are read into the chunks the arena lends (CaptureBufferProvider); a live capture's frames that
 // cannot stay in the kernel's ring are copied into the current chunk (one arena serves one of
 // these uses at a time). A chunk is reused only when every packet issued from it has been
-// released. Releases are counted per (workstream, chunk) through one
-// PacketOwner per workstream, so each worker counts on its own cache lines (a drop released by
-// the reader thread is the only cross-thread write, hence the atomic add). The reader waits
-// (yields) when the ring is full: memory is bounded by chunks × chunk size whatever the file.
-// The arena's mapping is guarded (CNetISRShim's mapping_guard.c): a mapped file cut short by
-// another program reads as damage, never as SIGBUS.
+// released. Releases are counted per (workstream, chunk) through one PacketOwner per workstream,
+// so each worker counts on its own cache lines (a drop released by the reader thread is the only
+// cross-thread write, hence the atomic add). The reader waits (yields) when the ring is full:
+// memory is bounded by chunks × chunk size whatever the file. The arena's mapping is guarded
+// (CNetISRShim's mapping_guard.c): a mapped file cut short by another program reads as damage,
+// never as SIGBUS. Only the reader thread maps, lends and copies; workers only release.
 
 import CNetISRShim
 import NetISR
@@ -70,8 +70,8 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         owners.packet(copy(bytes), releasedBy: workstream, make)
     }
 
-    /// Makes a packet, with `make`, over `bytes` already in a chunk lent to a capture reader, for
-    /// workstream `workstream` to release.
+    /// Makes a packet, with `make`, over `bytes` already in a chunk (a mapped window, or a buffer
+    /// lent to a capture reader), for workstream `workstream` to release.
     @inline(__always)
     func packet(
         lent bytes: UnsafeRawBufferPointer, releasedBy workstream: Int,

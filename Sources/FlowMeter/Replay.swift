@@ -4,7 +4,8 @@
 // parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
 // an RSS NIC would; Ethernet + IPv4 or IPv6 frames, most of any capture, are read at fixed
 // offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and dispatches bursts to `ether` of
-// packets over the bytes where they were read: the PacketArena lends the reader its buffers.
+// packets over the bytes where they lie: the PacketArena maps the file's windows (or lends the
+// reader buffers to read a compressed file or a pipe into).
 // From there ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
 // wait, so the result is the same for every thread count, dispatch policy and ordering policy.
 // `--drop` switches to drop-tail to show what a live system would lose. Live capture, the same
@@ -265,7 +266,8 @@ public final class Replay: Sendable {
 
     /// Where a frame's bytes stay while the engine holds its packet.
     enum FrameStorage {
-        /// In a buffer the arena lent the capture reader (a file replay: no copy).
+        /// In a window of the file the arena mapped, or a buffer it lent the capture reader (a file
+        /// replay: no copy).
         case lent(PacketArena)
         /// Copied into an arena (frames of a capture ring that cannot be handed on).
         case copied(PacketArena)

@@ -42,7 +42,8 @@ func openCaptureSource(path: String) throws(CaptureError) -> any CaptureSource {
     return GzipCaptureSource(file, prefix: head)
 }
 
-/// A file read with `read(2)`: a regular file, a pipe, or standard input (`-`).
+/// A file read with `read(2)`: a regular file (which a reader may map instead), a pipe, or
+/// standard input (`-`).
 final class FileCaptureSource: CaptureSource {
     private let descriptor: Int32
     let size: Int?
