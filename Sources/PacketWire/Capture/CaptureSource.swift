@@ -66,7 +66,9 @@ final class FileCaptureSource: CaptureSource {
 
     deinit { close(descriptor) }
 
-    var mappableDescriptor: Int32? { size == nil ? nil : descriptor }
+    /// A named regular file with bytes (standard input may start past its file's beginning; a
+    /// file that says it is empty, as those of /proc do, may still have bytes to read).
+    var mappableDescriptor: Int32? { path != "-" && (size ?? 0) > 0 ? descriptor : nil }
 
     func continueReading(at offset: Int) -> Bool {
         returned = []
