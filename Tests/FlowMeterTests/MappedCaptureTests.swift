@@ -2,7 +2,7 @@
 // mapped windows): records come out the same as read, the arena's chunks can be read into again
 // after a file was mapped there, a file that grows while open is read to its new end, and a file
 // cut short while mapped is reported as damage at the cut instead of killing the process with
-// SIGBUS (CNetISRShim's mapping guard).
+// SIGBUS (CNetISRShim's mapping guard), while a SIGBUS anywhere else still ends the process.
 
 import CNetISRShim
 import PacketWire
@@ -164,5 +164,25 @@ import Testing
             failedAtStart || failedAfter, "\(seen.count) records, the cut's at \(first); failure at \(error.offset)")
         let intact = zip(seen.prefix(first), all).allSatisfy { $0 == $1 }
         #expect(intact)
+    }
+}
+
+/// The guard keeps only its own: a SIGBUS anywhere else still ends the process, as it would
+/// without the guard (the handler passes it to the one installed before it, or the default).
+@Suite struct MappingGuardTests {
+    @Test func aBusErrorOutsideEveryGuardedRangeStillEndsTheProcess() async {
+        await #expect(processExitsWith: .signal(SIGBUS)) {
+            let arena = PacketArena(workstreams: 1)
+            precondition(arena.mapsFiles)
+            let path = "/tmp/netisr-guard-\(getpid())"
+            let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o600)
+            unlink(path)
+            precondition(ftruncate(descriptor, 8_192) == 0)
+            let other = mmap(nil, 8_192, PROT_READ, MAP_SHARED, descriptor, 0)!
+            precondition(ftruncate(descriptor, 0) == 0)
+            // A page of a file cut short, outside the arena: this must raise SIGBUS and end here.
+            let byte = UnsafeRawPointer(other).load(fromByteOffset: 4_096, as: UInt8.self)
+            print("read \(byte) past the end of a file and lived", arena.mapsFiles)
+        }
     }
 }
