@@ -33,8 +33,9 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     private let memory: UnsafeMutableRawPointer
     // The reader's cursor: touched by the one reader thread only, so the per-packet path skips
     // the dynamic exclusivity checks a class's stored properties would otherwise cost.
-    /// Packets issued from each chunk.
-    @exclusivity(unchecked) private var issued: [Int]
+    /// Packets issued from each chunk (the reader's alone: a plain buffer, no array checks on the
+    /// per-packet path).
+    private let issued: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) private var current = 0
     @exclusivity(unchecked) private var used = 0
     /// Chunks holding a mapped file's pages (read-only) rather than the arena's own memory.
@@ -50,7 +51,8 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         memory = mapped
         fileMapped = Array(repeating: false, count: chunks)
         guardSlot = netisr_guard_mapping(mapped, chunks * Self.chunkSize)
-        issued = Array(repeating: 0, count: chunks)
+        issued = .allocate(capacity: chunks)
+        issued.initialize(repeating: 0, count: chunks)
         owners = ReleaseCounters(
             workstreams: workstreams, regions: chunks, regionSize: Self.chunkSize, base: UnsafeRawPointer(memory))
     }
@@ -58,6 +60,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     deinit {
         netisr_unguard_mapping(guardSlot)
         munmap(memory, chunkCount * Self.chunkSize)
+        issued.deallocate()
     }
 
     /// Copies `bytes` into the arena for a packet that workstream `workstream` will release, and
@@ -175,12 +178,15 @@ extension PacketArena: CaptureBufferProvider {
 final class ReleaseCounters: @unchecked Sendable {  // unchecked: immutable after init; counters are atomic
     private let owners: [RegionOwner]
     /// The owners again, handed out without reference counting (see NetISR's UnretainedArray).
-    private let unretained: [Unmanaged<RegionOwner>]
+    private let unretained: UnsafeMutablePointer<Unmanaged<RegionOwner>>
 
     init(workstreams: Int, regions: Int, regionSize: Int, base: UnsafeRawPointer) {
         owners = (0..<workstreams).map { _ in RegionOwner(regions: regions, regionSize: regionSize, base: base) }
-        unretained = owners.map { Unmanaged.passUnretained($0) }
+        unretained = .allocate(capacity: owners.count)
+        unretained.initialize(from: owners.map { Unmanaged.passUnretained($0) }, count: owners.count)
     }
+
+    deinit { unretained.deallocate() }
 
     /// Makes a packet over `bytes` that workstream `workstream`'s owner will count.
     @inline(__always)

@@ -357,8 +357,9 @@ public final class Replay: Sendable {
             )
         }
         if let addresses = PacketParser.ethernetIPv6Addresses(bytes) {
-            let flow = FlowKey(source: addresses.source, destination: addresses.destination, ipProtocol: 0)
-            return (hasher.symmetricHash(flow, includePorts: false), ReplayProtocol.packetType(.ipv6))
+            return (
+                hasher.symmetricHash(ipv6: addresses.source, addresses.destination), ReplayProtocol.packetType(.ipv6)
+            )
         }
         return nil
     }

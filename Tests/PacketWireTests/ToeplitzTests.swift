@@ -99,6 +99,32 @@ import Testing
         }
     }
 
+    /// The IPv6 address-pair path gives what the general hash gives for the canonical key,
+    /// whichever way round; with a key too short for 32 input bytes, too.
+    @Test func ipv6AddressPairHashEqualsTheGeneralHashOfTheCanonicalKey() {
+        var generator = SystemRandomNumberGenerator()
+        let short = ToeplitzHash(key: Array(ToeplitzHash.microsoftKey.prefix(20)))  // 16 input bytes
+        for round in 0..<2_000 {
+            // Some pairs share an address, or its first half (ordered by the second).
+            let first = IPAddress(
+                ipv6High: UInt64.random(in: 0...UInt64.max, using: &generator),
+                low: UInt64.random(in: 0...UInt64.max, using: &generator))
+            let second =
+                round % 10 == 0
+                ? first
+                : IPAddress(
+                    ipv6High: round % 10 == 1 ? first.high : UInt64.random(in: 0...UInt64.max, using: &generator),
+                    low: UInt64.random(in: 0...UInt64.max, using: &generator))
+            let flow = FlowKey(source: first, destination: second, ipProtocol: 6)
+            for hasher in [hasher, short] {
+                let expected = hasher.hash(flow.canonical, includePorts: false)
+                #expect(hasher.symmetricHash(flow, includePorts: false) == expected)
+                #expect(hasher.symmetricHash(ipv6: first, second) == expected)
+                #expect(hasher.symmetricHash(ipv6: second, first) == expected)
+            }
+        }
+    }
+
     @Test func inputsLongerThanTheKeyIgnoreTheExcess() {
         let short = ToeplitzHash(key: [0xFF, 0, 0, 0, 0xFF])
         #expect(short.maximumInputLength == 1)

@@ -132,6 +132,28 @@ public struct ToeplitzHash: Sendable {
         return ipv4Pair(low, high)
     }
 
+    /// The direction-free hash of an IPv6 address pair: equal to
+    /// `symmetricHash(_:includePorts: false)` of a flow between them, in 32 table lookups without
+    /// the general path's per-byte checks (with a key too short for 32 input bytes, the general way).
+    @inlinable
+    public func symmetricHash(ipv6 first: IPAddress, _ second: IPAddress) -> UInt32 {
+        let (low, high) = first <= second ? (first, second) : (second, first)
+        guard maximumInputLength >= 32 else {
+            return hash(FlowKey(source: low, destination: high, ipProtocol: 0), includePorts: false)
+        }
+        return withTable { table in
+            @inline(__always) func word(_ value: UInt64, at position: Int) -> UInt32 {
+                var result: UInt32 = 0
+                for index in 0..<8 {
+                    let byte = Int(truncatingIfNeeded: value >> UInt64(56 - 8 * index) & 0xFF)
+                    result ^= table[(position &+ index) &* 256 &+ byte]
+                }
+                return result
+            }
+            return word(low.high, at: 0) ^ word(low.low, at: 8) ^ word(high.high, at: 16) ^ word(high.low, at: 24)
+        }
+    }
+
     /// The hash of two IPv4 addresses (8 input bytes; the key covers at least 8).
     @inlinable
     func ipv4Pair(_ first: UInt32, _ second: UInt32) -> UInt32 {
