@@ -4,8 +4,9 @@
 /// Lends a `CaptureReader` the memory it reads into, so that records' bytes outlive the read call
 /// (a zero-copy consumer hands them on instead of copying them).
 public protocol CaptureBufferProvider: AnyObject {
-    /// The size of every buffer lent; at least `CaptureReader.minimumBufferSize`, and a page
-    /// (4096 bytes) more for a provider that maps files (a window starts at a page boundary).
+    /// The size of every buffer lent; at least `CaptureReader.minimumBufferSize`. A provider that
+    /// maps files is asked to map only if its buffers hold a page more (a window starts at a page
+    /// boundary); otherwise files are read into its buffers.
     var bufferSize: Int { get }
     /// The buffer to read into next. `retiring` (nil the first time) is the buffer the reader
     /// leaves: it writes there no more, and records delivered from it stay valid until the

@@ -112,12 +112,14 @@ public final class CaptureReader {
     init(source: any CaptureSource, bufferSize: Int, provider: CaptureBufferProvider? = nil) throws(CaptureError) {
         self.source = source
         self.provider = provider
-        if let provider, provider.mapsFiles, let descriptor = source.mappableDescriptor, let size = source.size {
-            precondition(provider.bufferSize >= Self.minimumBufferSize + Self.pageSize, "lent buffers are too small")
+        if let provider, provider.mapsFiles, provider.bufferSize >= Self.minimumBufferSize + Self.pageSize,
+            let descriptor = source.mappableDescriptor, let size = source.size
+        {
             // A window starts at the page holding the next record: a page less is sure to follow it.
             capacity = provider.bufferSize - Self.pageSize
             mappedFile = descriptor
             mappedFileSize = size
+            // No window yet (`start == end == 0`): the first `ensure` maps one before any read.
             buffer = UnsafeMutableRawPointer(bitPattern: Self.pageSize)!
         } else if let provider {
             precondition(provider.bufferSize >= Self.minimumBufferSize, "lent capture buffers are too small")
@@ -137,8 +139,8 @@ public final class CaptureReader {
 
     deinit { if provider == nil { buffer.deallocate() } }
 
-    /// The page size mapped windows align to.
-    private static let pageSize = 4096
+    /// The page size mapped windows align to (file offsets of mappings are multiples of it).
+    private static let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
 
     /// Reads up to `maximum` records, calling `body` with each.
     ///
