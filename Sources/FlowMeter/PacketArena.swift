@@ -31,10 +31,9 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
 
     let chunkCount: Int
     private let memory: UnsafeMutableRawPointer
-    // The reader's cursor: touched by the one reader thread only, so the per-packet path skips
+    // The reader's state: touched by the one reader thread only, so the per-packet path skips
     // the dynamic exclusivity checks a class's stored properties would otherwise cost.
-    /// Packets issued from each chunk (the reader's alone: a plain buffer, no array checks on the
-    /// per-packet path).
+    /// Packets issued from each chunk (a plain buffer: no array checks on the per-packet path).
     private let issued: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) private var current = 0
     @exclusivity(unchecked) private var used = 0
@@ -157,8 +156,8 @@ extension PacketArena: CaptureBufferProvider {
     var mapsFiles: Bool { guardSlot >= 0 }
 
     /// Maps a window of a file over the next chunk, once every packet issued from it has been
-    /// released. Populated at once: a 1M-packet replay took 4% less wall and 6% less CPU time
-    /// than reading (BENCHMARKS.md); mapped page by page at first touch it was slower than reading.
+    /// released. Populated at once: a 1M-packet replay took 9% less wall and 10% less CPU time
+    /// than reading (BENCHMARKS.md, run 32); mapped page by page at first touch it was slower.
     func nextBuffer(
         mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
     ) -> UnsafeRawPointer? {
