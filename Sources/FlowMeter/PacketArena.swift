@@ -99,7 +99,10 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         let count = min(bytes.count, Self.chunkSize)
         // Even an empty frame takes a slot inside its chunk (its address names the chunk).
         let reserved = max((count + 15) & ~15, 16)
-        if used + reserved > Self.chunkSize { _ = advance(writable: true) }
+        if used + reserved > Self.chunkSize {
+            _ = advance(writable: true)
+            used = 0
+        }
         let destination = memory + current * Self.chunkSize + used
         if count > 0 { destination.copyMemory(from: bytes.baseAddress!, byteCount: count) }
         used += reserved
@@ -108,7 +111,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     }
 
     /// Moves to the next chunk once it is free and returns it, made the arena's own writable
-    /// memory again if `writable` and a file was mapped there; the chunk counts as full.
+    /// memory again if `writable` and a file was mapped there (the caller sets `used`).
     private func advance(writable: Bool) -> UnsafeMutableRawPointer {
         current = (current + 1) % chunkCount
         waitUntilFree(current)
@@ -119,7 +122,6 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
             guard fresh == chunk else { fatalError("out of memory mapping a chunk for packets") }
             fileMapped[current] = false
         }
-        used = writable ? 0 : Self.chunkSize
         return chunk
     }
 
@@ -163,6 +165,7 @@ extension PacketArena: CaptureBufferProvider {
     ) -> UnsafeRawPointer? {
         precondition(length <= Self.chunkSize, "a window larger than a chunk")
         let chunk = advance(writable: false)
+        used = Self.chunkSize
         let flags = MAP_PRIVATE | MAP_FIXED | MAP_POPULATE
         // Marked first: a failed fixed mapping may have unmapped the chunk, to be mapped afresh.
         fileMapped[current] = true

@@ -163,20 +163,23 @@ public final class CaptureReader {
         return delivered
     }
 
-    /// Whether the mapped file now ends before `offset`.
-    private func isCut(before offset: Int) -> Bool {
+    /// The mapped file's size now (it may have grown or been cut since it was opened); nil when
+    /// the file is not mapped or cannot be asked.
+    private var mappedFileSizeNow: Int? {
         var status = stat()
-        return mappedFile.map { fstat($0, &status) == 0 && Int(status.st_size) < offset } ?? false
+        guard let mappedFile, fstat(mappedFile, &status) == 0 else { return nil }
+        return Int(status.st_size)
     }
+
+    /// Whether the mapped file now ends before `offset`.
+    private func isCut(before offset: Int) -> Bool { (mappedFileSizeNow ?? .max) < offset }
 
     /// `error`, or, when a mapped file was cut short under the reader (its pages past the new end
     /// read as damage), an error that says so.
     private func explained(_ error: CaptureError) -> CaptureError {
-        guard let mappedFile else { return error }
-        var status = stat()
-        guard fstat(mappedFile, &status) == 0, Int(status.st_size) < mappedFileSize else { return error }
+        guard let size = mappedFileSizeNow, size < mappedFileSize else { return error }
         return CaptureError(
-            .truncatedRecord, at: error.offset, "the file was cut short to \(status.st_size) bytes while being read")
+            .truncatedRecord, at: error.offset, "the file was cut short to \(size) bytes while being read")
     }
 
     // MARK: Buffer
@@ -217,8 +220,7 @@ public final class CaptureReader {
         let fileOffset = bufferFileOffset + start
         if fileOffset + count > mappedFileSize {
             // A file still being written may have grown since.
-            var status = stat()
-            if fstat(descriptor, &status) == 0 { mappedFileSize = max(mappedFileSize, Int(status.st_size)) }
+            mappedFileSize = max(mappedFileSize, mappedFileSizeNow ?? 0)
             guard fileOffset + count <= mappedFileSize else { return false }
         }
         let aligned = fileOffset & ~(Self.pageSize - 1)
