@@ -49,3 +49,9 @@ void *netisr_remap_table(void *address, size_t old_size, size_t new_size) {
 }
 
 void netisr_unmap_table(void *address, size_t size) { munmap(address, size); }
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+void netisr_populate(void *address, size_t size) { (void)madvise(address, size, MADV_POPULATE_READ); }

@@ -1,17 +1,22 @@
 // PacketArena: where the replay keeps packet bytes while the engine holds the packets.
 //
-// A fixed ring of chunks (1 MiB each) in one mapping of the arena's own. Replaying a regular
-// file, the arena maps the file's bytes window by window over its chunks (read-only, populated
-// at once) and packets point at the records where they lie: no copy. Other files (gzip, pipes)
-// are read into the chunks the arena lends (CaptureBufferProvider); a live capture's frames that
-// cannot stay in the kernel's ring are copied into the current chunk (one arena serves one of
-// these uses at a time). A chunk is reused only when every packet issued from it has been
-// released. Releases are counted per (workstream, chunk) through one PacketOwner per workstream,
-// so each worker counts on its own cache lines (a drop released by the reader thread is the only
-// cross-thread write, hence the atomic add). The reader waits (yields) when the ring is full:
-// memory is bounded by chunks × chunk size whatever the file. The arena's mapping is guarded
-// (CNetISRShim's mapping_guard.c): a mapped file cut short by another program reads as damage,
-// never as SIGBUS. Only the reader thread maps, lends and copies; workers only release.
+// A fixed ring of chunks (4 MiB each) in one mapping of the arena's own, aligned to 2 MiB.
+// Replaying a regular file, the arena maps the file's bytes window by window over its chunks
+// (read-only, populated at once) and packets point at the records where they lie: no copy. A
+// window sits in its chunk at its file offset's place within a 2 MiB block (a window from offset
+// 2 MiB + 12 KiB starts 12 KiB into the chunk) and runs to the chunk's end: the file's 2 MiB
+// blocks inside it lie at 2 MiB-aligned addresses, so where the page cache holds them as huge
+// pages (a file written in 2 MiB blocks, as `CaptureWriter` writes; or read first through such a
+// mapping, which asks for them) each maps with one page-table entry instead of 512. Other files
+// (gzip, pipes) are read into the chunks the arena lends (CaptureBufferProvider); a live
+// capture's frames that cannot stay in the kernel's ring are copied into the current chunk (one
+// arena serves one of these uses at a time). A chunk is reused only when every packet issued from
+// it has been released. Releases are counted per (workstream, chunk) through one PacketOwner per
+// workstream, so each worker counts on its own cache lines (a drop released by the reader thread
+// is the only cross-thread write, hence the atomic add). The reader waits (yields) when the ring
+// is full: memory is bounded by chunks × chunk size whatever the file. The arena's mapping is
+// guarded (CNetISRShim's mapping_guard.c): a mapped file cut short by another program reads as
+// damage, never as SIGBUS. Only the reader thread maps, lends and copies; workers only release.
 
 import CNetISRShim
 import NetISR
@@ -23,11 +28,13 @@ import Synchronization
 #endif
 
 final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is handed out as described above
-    /// 4 chunks of 1 MiB by default: 4 MiB bound the bytes in flight. A 1M-packet replay took
-    /// 4% less time and 6% less CPU than with 8 MiB (fewer packet bytes pushing the flow tables out
-    /// of the last-level cache); 2 MiB was no better. A chunk holds any record twice over
+    /// Chunks of 4 MiB: a mapped window holds at least one whole 2 MiB block of its file (see
+    /// the top of this file). A chunk holds any record twice over
     /// (`CaptureReader.minimumBufferSize`).
-    static let chunkSize = 1 << 20
+    static let chunkSize = 4 << 20
+
+    /// The size and alignment of a huge page, and of the file blocks a window keeps in place.
+    static let hugePage = 2 << 20
 
     let chunkCount: Int
     private let memory: UnsafeMutableRawPointer
@@ -45,11 +52,18 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
 
     init(chunks: Int = 4, workstreams: Int) {
         chunkCount = chunks
-        let mapped = mmap(nil, chunks * Self.chunkSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let mapped, mapped != MAP_FAILED else { fatalError("out of memory mapping \(chunks) MiB for packets") }
-        memory = mapped
+        let size = chunks * Self.chunkSize
+        // A huge page more, to start at a 2 MiB boundary; the slack either side is unmapped.
+        let reserved = mmap(nil, size + Self.hugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let reserved, reserved != MAP_FAILED else {
+            fatalError("out of memory mapping \(size) bytes for packets")
+        }
+        let lead = (Self.hugePage - Int(bitPattern: reserved) % Self.hugePage) % Self.hugePage
+        if lead > 0 { munmap(reserved, lead) }
+        munmap(reserved + lead + size, Self.hugePage - lead)
+        memory = reserved + lead
         fileMapped = Array(repeating: false, count: chunks)
-        guardSlot = netisr_guard_mapping(mapped, chunks * Self.chunkSize)
+        guardSlot = netisr_guard_mapping(memory, size)
         issued = .allocate(capacity: chunks)
         issued.initialize(repeating: 0, count: chunks)
         owners = ReleaseCounters(
@@ -158,19 +172,27 @@ extension PacketArena: CaptureBufferProvider {
     var mapsFiles: Bool { guardSlot >= 0 }
 
     /// Maps a window of a file over the next chunk, once every packet issued from it has been
-    /// released. Populated at once: a 1M-packet replay took 9% less wall and 10% less CPU time
-    /// than reading (BENCHMARKS.md, run 32); mapped page by page at first touch it was slower.
+    /// released: from `offset`, placed in the chunk as its 2 MiB block is in the file, and up to
+    /// `length` bytes or the chunk's end (at least 2 MiB, well over `minimum`). Populated at once:
+    /// a 1M-packet replay took 9% less wall and 10% less CPU time than reading (BENCHMARKS.md,
+    /// run 32); mapped page by page at first touch it was slower.
     func nextBuffer(
-        mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
-    ) -> UnsafeRawPointer? {
-        precondition(length <= Self.chunkSize, "a window larger than a chunk")
-        let chunk = advance(writable: false)
+        mapping descriptor: Int32, offset: Int, length: Int, minimum: Int, retiring: UnsafeMutableRawPointer?
+    ) -> UnsafeRawBufferPointer? {
+        let place = offset % Self.hugePage
+        let count = min(length, Self.chunkSize - place)
+        let window = advance(writable: false) + place
         used = Self.chunkSize
-        let flags = MAP_PRIVATE | MAP_FIXED | MAP_POPULATE
         // Marked first: a failed fixed mapping may have unmapped the chunk, to be mapped afresh.
         fileMapped[current] = true
-        guard mmap(chunk, length, PROT_READ, flags, descriptor, off_t(offset)) == chunk else { return nil }
-        return UnsafeRawPointer(chunk)
+        guard mmap(window, count, PROT_READ, MAP_PRIVATE | MAP_FIXED, descriptor, off_t(offset)) == window else {
+            return nil
+        }
+        // Asked for before the pages are: read from disk, the file comes into the page cache in
+        // huge pages, which this and later mappings map whole.
+        madvise(window, count, MADV_HUGEPAGE)
+        netisr_populate(window, count)
+        return UnsafeRawBufferPointer(start: window, count: count)
     }
 }
 

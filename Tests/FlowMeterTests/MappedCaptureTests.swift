@@ -66,15 +66,15 @@ import Testing
             unlink(base)
             unlink(base + ".gz")
         }
-        // About 3 MB: windows over several chunks, records across window ends.
-        try Self.write(base, format: format, frames: 0..<4_000)
-        try Self.write(base + ".gz", format: format, frames: 0..<4_000)
+        // About 11 MB: windows over every chunk and round again, records across window ends.
+        try Self.write(base, format: format, frames: 0..<15_000)
+        try Self.write(base + ".gz", format: format, frames: 0..<15_000)
         let arena = PacketArena(workstreams: 1)
         #expect(arena.mapsFiles)
         let (read, readError) = try Self.records(base)
         let (mapped, mappedError) = try Self.records(base, arena: arena)
         #expect(readError == nil && mappedError == nil)
-        #expect(read.count == 4_000)
+        #expect(read.count == 15_000)
         let same = read == mapped
         #expect(same, "a mapped file gave other records than reading it")
         // The gzip file is read into the chunks the plain file was mapped over: writable again.
@@ -85,6 +85,32 @@ import Testing
         let (again, _) = try Self.records(base, arena: arena)
         let sameThird = again == read
         #expect(sameThird)
+    }
+
+    /// A mapped record lies at its file offset's place within a 2 MiB block: the file's whole
+    /// 2 MiB blocks sit at 2 MiB-aligned addresses, where huge pages of the page cache map whole.
+    @Test func mappedRecordsKeepTheirPlaceWithinTwoMebibyteBlocks() throws {
+        let path = "/tmp/netisr-mapped-place-\(getpid()).pcap"
+        defer { unlink(path) }
+        try Self.write(path, format: .pcap(nanosecond: false), frames: 0..<15_000)
+        let arena = PacketArena(workstreams: 1)
+        #expect(arena.mapsFiles)
+        let reader = try CaptureReader(path: path, buffers: arena)
+        var dataOffset = 24  // the pcap file header
+        var records = 0
+        var misplaced = 0
+        while try reader.read(
+            maximum: 256,
+            { record in
+                dataOffset += 16
+                let address = Int(bitPattern: record.bytes.baseAddress)
+                if address % PacketArena.hugePage != dataOffset % PacketArena.hugePage { misplaced += 1 }
+                dataOffset += record.bytes.count
+                records += 1
+            }) > 0
+        {}
+        #expect(records == 15_000)
+        #expect(misplaced == 0)
     }
 
     /// Where record `index` ends (-1: where the first starts) in a file of `records` of `size`
@@ -143,7 +169,7 @@ import Testing
                 Seen(bytes: Array(record.bytes), originalLength: record.originalLength, timestamp: record.timestamp))
         }
         _ = try reader.read(maximum: 50, keep)
-        // The first window (about 1 MiB) is mapped, populated; cut the file inside it.
+        // The first window (up to 4 MiB) is mapped, populated; cut the file inside it.
         #expect(truncate(path, off_t(cut)) == 0)
         let faultsBefore = netisr_guarded_faults()
         var failure: CaptureError?

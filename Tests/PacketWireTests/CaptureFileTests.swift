@@ -2,6 +2,7 @@
 // a typed error with its byte offset for every kind of damage.
 
 import PacketWire
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -247,9 +248,9 @@ import Testing
 
         var mapsFiles: Bool { failsToMap }
 
-        func nextBuffer(mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?)
-            -> UnsafeRawPointer?
-        {
+        func nextBuffer(
+            mapping descriptor: Int32, offset: Int, length: Int, minimum: Int, retiring: UnsafeMutableRawPointer?
+        ) -> UnsafeRawBufferPointer? {
             mappingsTried += 1
             return nil
         }
@@ -314,5 +315,29 @@ import Testing
         {}
         #expect(count == 40_000 && last == 39_999)
         #expect(reader.bytesRead == writer.memory.count)
+    }
+
+    /// A plain file goes to disk in whole 2 MiB blocks at 2 MiB offsets (what the page cache can
+    /// keep as huge pages), the rest when it is closed; it reads back whole.
+    @Test(arguments: [CaptureWriter.Format.pcap(nanosecond: false), .pcapng(nanosecond: true)])
+    func plainFilesAreWrittenInTwoMebibyteBlocks(format: CaptureWriter.Format) throws {
+        let path = "/tmp/netisr-blocks-\(getpid())-\(format == .pcap(nanosecond: false) ? "pcap" : "pcapng")"
+        defer { unlink(path) }
+        func sizeOnDisk() -> Int {
+            var status = stat()
+            return stat(path, &status) == 0 ? Int(status.st_size) : -1
+        }
+        let writer = try CaptureWriter(path: path, format: format)
+        let frame = [UInt8](repeating: 0x5A, count: 1_377)
+        var sizes: Set<Int> = []
+        for index in 0..<4_000 {
+            try frame.withUnsafeBytes { try writer.write($0, timestamp: UInt64(index), linkType: .ethernet) }
+            sizes.insert(sizeOnDisk())
+        }
+        // About 5.6 MB written: on disk so far, nothing, then 2 MiB, then 4 MiB.
+        #expect(sizes == [0, 2 << 20, 4 << 20])
+        try writer.close()
+        let (records, error) = readAll(try #require(SharedFixtures.bytes(path)))
+        #expect(error == nil && records.count == 4_000 && records.allSatisfy { $0.0 == frame })
     }
 }

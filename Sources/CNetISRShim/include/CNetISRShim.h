@@ -36,6 +36,10 @@ void *netisr_remap_table(void *address, size_t old_size, size_t new_size);
 /// Unmaps a mapping made by `netisr_map_table` or `netisr_remap_table`.
 void netisr_unmap_table(void *address, size_t size);
 
+/// Fills in the page tables of a mapping's pages (`MADV_POPULATE_READ`), reading them in as
+/// needed; where the kernel cannot (before Linux 5.14), the pages are left to fault in when read.
+void netisr_populate(void *address, size_t size);
+
 /// Guards `length` bytes from `start`, where files are mapped: a page of a mapped file that no
 /// longer exists (the file was cut short) reads as 0xFF bytes instead of raising SIGBUS (see
 /// mapping_guard.c). Returns a slot for `netisr_unguard_mapping`, or -1 if the range cannot be

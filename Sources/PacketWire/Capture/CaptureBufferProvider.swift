@@ -12,15 +12,16 @@ public protocol CaptureBufferProvider: AnyObject {
     /// leaves: it writes there no more, and records delivered from it stay valid until the
     /// provider lends it again.
     func nextBuffer(retiring: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
-    /// Maps `length` bytes (at most `bufferSize`) of the open file `descriptor`, from `offset` (a
-    /// multiple of the page size), read-only in place of the next buffer, and returns it; nil when
-    /// it cannot (the reader then reads the file from there on, into buffers lent by
-    /// `nextBuffer(retiring:)`). `retiring` as above. The provider must keep a SIGBUS from killing
-    /// the process when the file is cut short under the mapping (the reader tells the cut by the
-    /// file's size).
+    /// Maps bytes of the open file `descriptor` from `offset` (a multiple of the page size),
+    /// read-only in place of the next buffer, and returns them: at most `length` bytes (itself at
+    /// most `bufferSize`) and at least `minimum` (a provider may end a window sooner, to lay
+    /// windows out as suits it). nil when it cannot (the reader then reads the file from there on,
+    /// into buffers lent by `nextBuffer(retiring:)`). `retiring` as above. The provider must keep
+    /// a SIGBUS from killing the process when the file is cut short under the mapping (the reader
+    /// tells the cut by the file's size).
     func nextBuffer(
-        mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
-    ) -> UnsafeRawPointer?
+        mapping descriptor: Int32, offset: Int, length: Int, minimum: Int, retiring: UnsafeMutableRawPointer?
+    ) -> UnsafeRawBufferPointer?
     /// Whether `nextBuffer(mapping:…)` maps (a provider that does not need not implement it).
     var mapsFiles: Bool { get }
 }
@@ -28,8 +29,8 @@ public protocol CaptureBufferProvider: AnyObject {
 extension CaptureBufferProvider {
     /// Maps nothing: a provider that does not map files lends buffers to read into.
     public func nextBuffer(
-        mapping descriptor: Int32, offset: Int, length: Int, retiring: UnsafeMutableRawPointer?
-    ) -> UnsafeRawPointer? { nil }
+        mapping descriptor: Int32, offset: Int, length: Int, minimum: Int, retiring: UnsafeMutableRawPointer?
+    ) -> UnsafeRawBufferPointer? { nil }
 
     /// False: files are read into lent buffers.
     public var mapsFiles: Bool { false }

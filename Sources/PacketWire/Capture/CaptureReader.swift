@@ -215,7 +215,7 @@ public final class CaptureReader {
     }
 
     /// `ensure` of a mapped file: maps the window from the page holding the next record, as much
-    /// of the file as a buffer holds.
+    /// of the file as a buffer holds or as the provider lays out.
     private func map(_ descriptor: Int32, _ count: Int) throws(CaptureError) -> Bool {
         let fileOffset = bufferFileOffset + start
         if fileOffset + count > mappedFileSize {
@@ -225,9 +225,11 @@ public final class CaptureReader {
         }
         let aligned = fileOffset & ~(Self.pageSize - 1)
         let length = min(capacity + Self.pageSize, mappedFileSize - aligned)
+        let minimum = fileOffset - aligned + count
         guard
             let window = provider!.nextBuffer(
-                mapping: descriptor, offset: aligned, length: length, retiring: hasWindow ? buffer : nil)
+                mapping: descriptor, offset: aligned, length: length, minimum: minimum,
+                retiring: hasWindow ? buffer : nil)
         else {
             // A file system that cannot map the file: read it from here on.
             guard source.continueReading(at: fileOffset) else {
@@ -238,13 +240,14 @@ public final class CaptureReader {
             (bufferFileOffset, start, end, prefetched) = (fileOffset, 0, 0, 0)
             return try ensure(count)
         }
-        buffer = UnsafeMutableRawPointer(mutating: window)
+        precondition(window.count >= minimum, "a mapped window too short for its record")
+        buffer = UnsafeMutableRawPointer(mutating: window.baseAddress!)
         hasWindow = true
         bufferFileOffset = aligned
         start = fileOffset - aligned
-        end = length
+        end = window.count
         prefetched = 0
-        return end - start >= count
+        return true
     }
 
     /// How far ahead of the next record the buffered bytes are prefetched.

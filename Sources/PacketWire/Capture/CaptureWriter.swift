@@ -1,6 +1,9 @@
 // CaptureWriter: writes pcap or pcapng files that tcpdump, tshark and Wireshark open.
 //
-// Writes go through a 256 KiB buffer. pcap files hold one link type; pcapng files get an
+// Writes go through a buffer: a plain file is written in 2 MiB blocks at 2 MiB-aligned offsets,
+// which the page cache keeps as huge pages (a replay maps such a file with one page-table entry
+// per block; see FlowMeter's PacketArena), a gzip file in blocks of 256 KiB of input. pcap files
+// hold one link type; pcapng files get an
 // interface description per distinct link type, created on first use. Timestamps are written in
 // microseconds or nanoseconds (pcapng's `if_tsresol` = 9). With a `CaptureRotation`, a frame that
 // is due starts the next file first: the current one is flushed and closed, the next created with
@@ -80,7 +83,7 @@ public final class CaptureWriter {
         guard descriptor >= 0 else {
             throw CaptureError(.io, at: 0, "cannot write standard output: \(String(cString: strerror(errno)))")
         }
-        buffer.reserveCapacity(1 << 18)
+        buffer.reserveCapacity(Self.blockSize + (1 << 18))
         writeFileHeader()
     }
 
@@ -161,7 +164,25 @@ public final class CaptureWriter {
         }
         frames += 1
         fileFrames += 1
-        if buffer.count >= 1 << 18 { try flush() }
+        if buffer.count >= blockRemaining { try writeBlock() }
+    }
+
+    /// The size of the blocks a plain file is written in, at offsets that are multiples of it.
+    static let blockSize = 2 << 20
+
+    /// The bytes that complete the current block: to the next 2 MiB boundary of a plain file,
+    /// 256 KiB of input to compress for a gzip file.
+    private var blockRemaining: Int {
+        encoder == nil && !toMemory ? Self.blockSize - fileBytes % Self.blockSize : 1 << 18
+    }
+
+    /// Writes the buffered bytes of the current block, keeping the rest buffered.
+    private func writeBlock() throws(CaptureError) {
+        let block = blockRemaining
+        guard encoder == nil, !toMemory, buffer.count > block else { return try flush() }
+        try writeOut(buffer[..<block])
+        fileBytes += block
+        buffer.removeFirst(block)
     }
 
     /// Ends a live capture's pcapng file as dumpcap does: an interface statistics block for each
@@ -190,7 +211,7 @@ public final class CaptureWriter {
             append32(0)  // opt_endofopt
             append32(length)
         }
-        if buffer.count >= 1 << 18 { try flush() }
+        if buffer.count >= blockRemaining { try writeBlock() }
     }
 
     /// The bytes a frame adds to the file (with the interface description it may need first).
@@ -226,15 +247,15 @@ public final class CaptureWriter {
             return
         }
         if let encoder {
-            try writeOut(buffer.withUnsafeBytes { encoder.compress($0) })
+            try writeOut(buffer.withUnsafeBytes { encoder.compress($0) }[...])
         } else {
-            try writeOut(buffer)
+            try writeOut(buffer[...])
         }
         fileBytes += buffer.count
         buffer.removeAll(keepingCapacity: true)
     }
 
-    private func writeOut(_ bytes: [UInt8]) throws(CaptureError) {
+    private func writeOut(_ bytes: ArraySlice<UInt8>) throws(CaptureError) {
         var written = 0
         while written < bytes.count {
             let result = bytes.withUnsafeBytes {
@@ -251,7 +272,7 @@ public final class CaptureWriter {
     /// Flushes, ends the gzip member if compressing, and closes the current file.
     private func closeFile() throws(CaptureError) {
         try flush()
-        if let encoder { try writeOut(encoder.finish()) }
+        if let encoder { try writeOut(encoder.finish()[...]) }
         if descriptor >= 0 { Glibc.close(descriptor) }
         descriptor = -1
     }
