@@ -142,6 +142,11 @@ public final class Replay: Sendable {
         {
             var engineConfiguration = NetISRConfiguration(workstreamCount: configuration.threads)
             engineConfiguration.dispatchPolicy = configuration.dispatch
+            // Handler calls of up to 128 packets, not the engine's 32: the accounting pipeline
+            // fills and drains once per call, so its misses overlap across four times as many
+            // frames (1M packets, 100k flows: 282 → 250 ms wall, 460 → 420 ms CPU, 21 interleaved
+            // rounds; 96 and 192 were no better).
+            engineConfiguration.burstSize = 128
             engineConfiguration.bindThreads = configuration.bindThreads
             engineConfiguration.pollMode = configuration.pollMode
             engine = try NetISR(configuration: engineConfiguration)
