@@ -48,8 +48,12 @@ if [ "$replay" = 1 ]; then
     flows=$([ "$quick" = 1 ] && echo 20000 || echo 100000)
     rounds=$([ "$quick" = 1 ] && echo 1 || echo 5)
     capture="/tmp/netisr-compare-$packets.pcap"
-    [ -f "$capture" ] || "$netisr" synth --packets "$packets" --flows "$flows" --seed 1 --out "$capture" >&2
-    cat "$capture" > /dev/null  # into the page cache
+    # Written afresh every run (the same bytes for the same seed), so every run starts from the
+    # same page cache: the file in the 2 MiB pages synth's 2 MiB writes leave. A file kept from an
+    # earlier run may have been partly evicted since and read back by whichever program came
+    # first, in smaller pages (BENCHMARKS.md, run 39).
+    rm -f "$capture"
+    "$netisr" synth --packets "$packets" --flows "$flows" --seed 1 --out "$capture" >&2
     work=$(mktemp -d)
     declare -A times
     for round in $(seq "$rounds"); do
