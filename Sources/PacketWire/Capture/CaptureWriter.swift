@@ -3,12 +3,12 @@
 // Writes go through a buffer: a plain file is written in 2 MiB blocks at 2 MiB-aligned offsets,
 // which the page cache keeps as huge pages (a replay maps such a file with one page-table entry
 // per block; see FlowMeter's PacketArena), a gzip file in blocks of 256 KiB of input. pcap files
-// hold one link type; pcapng files get an
-// interface description per distinct link type, created on first use. Timestamps are written in
-// microseconds or nanoseconds (pcapng's `if_tsresol` = 9). With a `CaptureRotation`, a frame that
-// is due starts the next file first: the current one is flushed and closed, the next created with
-// its own header (and, for pcapng, its own interface descriptions). A path ending in `.gz` is
-// written gzip-compressed (GzipEncoder), a block per buffer flushed, one member per file.
+// hold one link type; pcapng files get an interface description per distinct link type, created
+// on first use. Timestamps are written in microseconds or nanoseconds (pcapng's `if_tsresol` =
+// 9). With a `CaptureRotation`, a frame that is due starts the next file first: the current one
+// is flushed and closed, the next created with its own header (and, for pcapng, its own interface
+// descriptions). A path ending in `.gz` is written gzip-compressed (GzipEncoder), a block per
+// buffer flushed, one member per file.
 
 #if canImport(Glibc)
     import Glibc
