@@ -30,9 +30,9 @@ public struct TrafficSynthesizer {
         }
     }
 
-    private enum Kind { case tcp, udp, icmp }
+    fileprivate enum Kind { case tcp, udp, icmp }
 
-    private struct Flow {
+    fileprivate struct Flow {
         var kind: Kind
         var ipv6: Bool
         var vlan: UInt16?
@@ -152,19 +152,61 @@ public struct TrafficSynthesizer {
             fromClient = step % 2 == 0
             payload = 56
         }
-        var at = 0
-        func put8(_ value: UInt8) {
-            frame[at] = value
-            at += 1
+        let frameFlow = flow
+        return frame.withUnsafeMutableBytes { bytes in
+            var writer = FrameWriter(bytes)
+            writer.writeHeaders(of: frameFlow, fromClient: fromClient, flags: flags, payload: payload, step: step)
+            return Self.payloadPattern.withUnsafeBytes { pattern in
+                writer.write(UnsafeRawBufferPointer(rebasing: pattern[0..<payload]))
+                return writer.at
+            }
         }
-        func put16(_ value: UInt16) {
-            put8(UInt8(value >> 8))
-            put8(UInt8(value & 0xFF))
-        }
-        func put32(_ value: UInt32) {
-            put16(UInt16(value >> 16))
-            put16(UInt16(value & 0xFFFF))
-        }
+    }
+
+    /// Payload bytes: each the low byte of its offset in the payload.
+    private static let payloadPattern = (0..<1_600).map { UInt8(truncatingIfNeeded: $0) }
+}
+
+/// Writes a synthesized frame's big-endian fields, one after another, into the synthesizer's
+/// frame buffer (1,600 bytes: more than the longest frame it builds, 1,477).
+private struct FrameWriter {
+    let bytes: UnsafeMutableRawBufferPointer
+    private(set) var at = 0
+
+    init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+
+    mutating func put8(_ value: UInt8) {
+        bytes[at] = value
+        at += 1
+    }
+
+    mutating func put16(_ value: UInt16) {
+        bytes.storeBytes(of: value.bigEndian, toByteOffset: at, as: UInt16.self)
+        at += 2
+    }
+
+    mutating func put32(_ value: UInt32) {
+        bytes.storeBytes(of: value.bigEndian, toByteOffset: at, as: UInt32.self)
+        at += 4
+    }
+
+    /// An IPv6 address in 2001:db8::/96 whose last 32 bits are `address`.
+    mutating func putIPv6(_ address: UInt32) {
+        put32(0x2001_0DB8)
+        put32(0)
+        put32(0)
+        put32(address)
+    }
+
+    mutating func write(_ source: UnsafeRawBufferPointer) {
+        UnsafeMutableRawBufferPointer(rebasing: bytes[at..<(at + source.count)]).copyMemory(from: source)
+        at += source.count
+    }
+
+    /// The Ethernet (and 802.1Q), IP and transport headers of `flow`'s frame number `step`.
+    fileprivate mutating func writeHeaders(
+        of flow: TrafficSynthesizer.Flow, fromClient: Bool, flags: UInt8, payload: Int, step: Int
+    ) {
         let client = flow.client
         let server = flow.server
         // Ethernet: locally administered MACs derived from the addresses.
@@ -191,12 +233,8 @@ public struct TrafficSynthesizer {
             put16(UInt16(transportLength))
             put8(ipProtocol)
             put8(64)
-            for address in [source, destination] {
-                put32(0x2001_0DB8)
-                put32(0)
-                put32(0)
-                put32(address)
-            }
+            putIPv6(source)
+            putIPv6(destination)
         } else {
             put8(0x45)
             put8(0)
@@ -235,8 +273,6 @@ public struct TrafficSynthesizer {
             put16(flow.clientPort)
             put16(UInt16(truncatingIfNeeded: step / 2))
         }
-        for offset in 0..<payload { frame[at + offset] = UInt8(truncatingIfNeeded: offset) }
-        return at + payload
     }
 }
 
