@@ -1,5 +1,5 @@
-// Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint and mremap (variadic, so
-// Swift cannot call it); see CNetISRShim.h.
+// Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint, mremap (variadic, so
+// Swift cannot call it) and MADV_POPULATE_READ (missing from older headers); see CNetISRShim.h.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>

@@ -170,16 +170,19 @@ public final class CaptureWriter {
     /// The size of the blocks a plain file is written in, at offsets that are multiples of it.
     static let blockSize = 2 << 20
 
+    /// Whether blocks end at 2 MiB offsets of the file (a plain file, not gzip or memory).
+    private var writesAlignedBlocks: Bool { encoder == nil && !toMemory }
+
     /// The bytes that complete the current block: to the next 2 MiB boundary of a plain file,
     /// 256 KiB of input to compress for a gzip file.
     private var blockRemaining: Int {
-        encoder == nil && !toMemory ? Self.blockSize - fileBytes % Self.blockSize : 1 << 18
+        writesAlignedBlocks ? Self.blockSize - fileBytes % Self.blockSize : 1 << 18
     }
 
     /// Writes the buffered bytes of the current block, keeping the rest buffered.
     private func writeBlock() throws(CaptureError) {
         let block = blockRemaining
-        guard encoder == nil, !toMemory, buffer.count > block else { return try flush() }
+        guard writesAlignedBlocks, buffer.count > block else { return try flush() }
         try writeOut(buffer[..<block])
         fileBytes += block
         buffer.removeFirst(block)

@@ -152,10 +152,9 @@ public struct TrafficSynthesizer {
             fromClient = step % 2 == 0
             payload = 56
         }
-        let frameFlow = flow
         return frame.withUnsafeMutableBytes { bytes in
             var writer = FrameWriter(bytes)
-            writer.writeHeaders(of: frameFlow, fromClient: fromClient, flags: flags, payload: payload, step: step)
+            writer.writeHeaders(of: flow, fromClient: fromClient, flags: flags, payload: payload, step: step)
             return Self.payloadPattern.withUnsafeBytes { pattern in
                 writer.write(UnsafeRawBufferPointer(rebasing: pattern[0..<payload]))
                 return writer.at
