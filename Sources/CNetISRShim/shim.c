@@ -1,5 +1,6 @@
 // Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint, mremap (variadic, so
-// Swift cannot call it) and MADV_POPULATE_READ (missing from older headers); see CNetISRShim.h.
+// Swift cannot call it) and MADV_POPULATE_READ/WRITE (missing from older headers); see
+// CNetISRShim.h.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -55,3 +56,9 @@ void netisr_unmap_table(void *address, size_t size) { munmap(address, size); }
 #endif
 
 void netisr_populate(void *address, size_t size) { (void)madvise(address, size, MADV_POPULATE_READ); }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void netisr_populate_writable(void *address, size_t size) { (void)madvise(address, size, MADV_POPULATE_WRITE); }

@@ -2,12 +2,16 @@
 // heap into a mapping, and remapped), and a copy is a value, as an Array is. TableRows,
 // the tables handed over: parts read as one collection. The replay through tables that large is
 // checked against an independent count in ReplayTests. The layer table's indices cover every
-// network × transport pair once.
+// network × transport pair once. A mapped table's pages are backed a step ahead of its appends.
 
 import PacketWire
 import Testing
 
 @testable import FlowMeter
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite struct TableArrayTests {
     /// Elements of 40 bytes: 2 MiB (the mapped threshold) holds 52,428 of them.
@@ -34,6 +38,46 @@ import Testing
         #expect(table.count == count)
         #expect(Array(table) == expected)
         table.withUnsafeBufferPointer { buffer in #expect(Array(buffer) == expected) }
+    }
+
+    /// A mapped table's pages are backed ahead of its appends, a step (64 KiB) at a time, and no
+    /// further: every element's page is resident, and beyond the last one, pages not yet written
+    /// are — at most a step's worth.
+    @Test func mappedPagesAreBackedAheadOfAppendsByAStep() throws {
+        var table = TableArray<Element>()
+        for value in 0..<100_000 { table.append(Element(value)) }  // 4 MB: mapped
+        let size = table.mappingSize
+        try #require(size > 0)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let hugePagesAlways = Self.transparentHugePagesAlways
+        var mostAhead = 0
+        for _ in 0..<40 {  // 40 pages of appends: across at least two steps
+            for _ in 0..<(page / MemoryLayout<Element>.stride) { table.append(Element(table.count)) }
+            try #require(table.mappingSize == size)
+            var residency = [UInt8](repeating: 0, count: size / page)
+            let status = table.withUnsafeBufferPointer { buffer in
+                residency.withUnsafeMutableBufferPointer {
+                    mincore(UnsafeMutableRawPointer(mutating: buffer.baseAddress!), size, $0.baseAddress)
+                }
+            }
+            try #require(status == 0)
+            let used = (table.count * MemoryLayout<Element>.stride + page - 1) / page
+            #expect(residency[..<used].allSatisfy { $0 & 1 == 1 })
+            let ahead = residency[used...].reduce(0) { $0 + Int($1 & 1) }
+            if !hugePagesAlways { #expect(ahead <= (64 << 10) / page) }
+            mostAhead = max(mostAhead, ahead)
+        }
+        #expect(mostAhead >= 8)
+    }
+
+    /// Whether the kernel gives every anonymous mapping huge pages (a touched page then backs 2 MiB).
+    static var transparentHugePagesAlways: Bool {
+        let descriptor = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: 128)
+        let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        return String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self).contains("[always]")
     }
 
     @Test(arguments: [1_000, 200_000])

@@ -28,6 +28,11 @@ static inline void netisr_prefetch(const void *address) { __builtin_prefetch(add
 /// NULL on failure.
 void *netisr_map_table(size_t size);
 
+/// Backs `size` bytes of a private writable mapping at `address` (page-aligned) with memory now,
+/// in one call instead of a page fault per page. A hint: a kernel before 5.14 does nothing, and the
+/// pages are backed at their first write as usual.
+void netisr_populate_writable(void *address, size_t size);
+
 /// Grows a mapping made by `netisr_map_table` from `old_size` to `new_size` bytes, moving its
 /// pages rather than copying them if it cannot grow in place. NULL on failure (the old mapping
 /// is then unchanged).
