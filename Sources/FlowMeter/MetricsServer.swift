@@ -106,20 +106,26 @@ public struct MetricsError: Error, CustomStringConvertible {
 }
 
 /// A joinable pthread.
-final class ThreadHandle: @unchecked Sendable {  // unchecked: `handle` is written once, in init
+final class ThreadHandle: @unchecked Sendable {  // unchecked: `handle`, `started` are written once, in init
     private var handle = pthread_t()
     private let body: @Sendable () -> Void
+    /// Whether the thread started (false if the system had no thread to give: `body` never runs).
+    private(set) var started = false
 
     init(_ body: @escaping @Sendable () -> Void) {
         self.body = body
-        pthread_create(
+        let context = Unmanaged.passRetained(self)
+        let status = pthread_create(
             &handle, nil,
             { raw in
                 let thread = Unmanaged<ThreadHandle>.fromOpaque(raw!).takeRetainedValue()
                 thread.body()
                 return nil
-            }, Unmanaged.passRetained(self).toOpaque())
+            }, context.toOpaque())
+        started = status == 0
+        if !started { context.release() }
     }
 
-    func join() { pthread_join(handle, nil) }
+    /// Waits for the thread to end (returns at once if it never started).
+    func join() { if started { pthread_join(handle, nil) } }
 }
