@@ -26,6 +26,13 @@
 
 import CNetISRShim
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The system's page size, which `MADV_POPULATE_WRITE` ranges are aligned to.
+private let tablePageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
 struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
     /// Tables larger than this (bytes) are mapped rather than allocated on the heap.
     static var mappedThreshold: Int { 256 << 10 }
@@ -104,7 +111,7 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
         func populate(upTo count: Int) {
             guard count > populated else { return }
             let stride = MemoryLayout<Element>.stride
-            let page = 4096
+            let page = tablePageSize
             let start = populated * stride / page * page
             let end = Swift.min(mappedBytes, (count * stride + (64 << 10) + page - 1) / page * page)
             if end > start { netisr_populate_writable(UnsafeMutableRawPointer(base) + start, end - start) }
@@ -120,6 +127,7 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
 
         func copy() -> Storage {
             let copy = Storage(minimumCapacity: capacity)
+            copy.populate(upTo: count)
             copy.base.initialize(from: base, count: count)
             copy.count = count
             return copy
