@@ -104,28 +104,3 @@ public struct MetricsError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
-
-/// A joinable pthread.
-final class ThreadHandle: @unchecked Sendable {  // unchecked: `handle`, `started` are written once, in init
-    private var handle = pthread_t()
-    private let body: @Sendable () -> Void
-    /// Whether the thread started (false if the system had no thread to give: `body` never runs).
-    private(set) var started = false
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let context = Unmanaged.passRetained(self)
-        let status = pthread_create(
-            &handle, nil,
-            { raw in
-                let thread = Unmanaged<ThreadHandle>.fromOpaque(raw!).takeRetainedValue()
-                thread.body()
-                return nil
-            }, context.toOpaque())
-        started = status == 0
-        if !started { context.release() }
-    }
-
-    /// Waits for the thread to end (returns at once if it never started).
-    func join() { if started { pthread_join(handle, nil) } }
-}
