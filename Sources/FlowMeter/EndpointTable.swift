@@ -34,13 +34,19 @@ enum EndpointTable {
     }
 
     /// The endpoints of `rows`, in order of first appearance (found through a RowIndex: with a
-    /// Dictionary keyed by address and port, 100k conversations took 0.1 s).
-    static func unordered(_ rows: some Collection<ConversationRow>) -> [EndpointRow] {
+    /// Dictionary keyed by address and port, 100k conversations took 0.1 s). With `partitions`
+    /// above 1, only the endpoints whose hash falls in `partition`: the partitions of one table
+    /// are disjoint and together make it, so threads can each build one.
+    static func unordered(
+        _ rows: some Collection<ConversationRow>, partition: Int = 0, of partitions: Int = 1
+    ) -> [EndpointRow] {
         var endpoints: [EndpointRow] = []
-        endpoints.reserveCapacity(rows.count * 2)
-        var index = RowIndex(capacity: rows.count * 2)
+        endpoints.reserveCapacity(rows.count * 2 / partitions)
+        var index = RowIndex(capacity: rows.count * 2 / partitions)
         func add(_ address: IPAddress, _ port: UInt16, sent: (Int, Int), received: (Int, Int)) {
             let hash = mixHash(address.high, address.low, UInt64(port), address.isIPv6 ? 1 : 0, 0)
+            // The index places by the hash's low bits; partitions go by its high ones.
+            guard partitions == 1 || Int(truncatingIfNeeded: hash >> 40) % partitions == partition else { return }
             var at = index.find(hash) { endpoints[$0].address == address && endpoints[$0].port == port } ?? -1
             if at < 0 {
                 at = endpoints.count
@@ -59,5 +65,23 @@ enum EndpointTable {
             add(row.addressB, row.portB, sent: fromB, received: fromA)
         }
         return endpoints
+    }
+
+    /// The endpoints of each table, unordered, in two parts: half of every table's built on a
+    /// thread of its own, the other half on the caller's while `alongside` (a report's other work)
+    /// runs there too. A table's cost is its random index inserts, and each half has half of
+    /// them; the halves are handed back apart, as joining them would copy them all again. (The
+    /// report's endpoints and services for the 1M-packet benchmark capture: 31–50 → 13–16 ms.)
+    static func unorderedInParallel<Other>(
+        _ tables: [TableRows<ConversationRow>], alongside: () -> Other
+    ) -> (endpoints: [[[EndpointRow]]], other: Other) {
+        let second = ResultSlot<[[EndpointRow]]>()
+        let thread = ThreadHandle { second.value = tables.map { unordered($0, partition: 1, of: 2) } }
+        let first = tables.map { unordered($0, partition: 0, of: 2) }
+        let other = alongside()
+        thread.join()
+        let otherHalves =
+            thread.started ? second.value ?? [] : tables.map { unordered($0, partition: 1, of: 2) }
+        return (zip(first, otherHalves).map { [$0, $1] }, other)
     }
 }

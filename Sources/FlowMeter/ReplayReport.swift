@@ -79,13 +79,15 @@ public enum ReplayReport {
                 + pad(endpoint(row.addressB, row.portB), 44)
                 + pad(String(row.frames), 9, right: true) + pad(String(row.bytes), 12, right: true) + "\n"
         }
-        let ipv4 = EndpointTable.unordered(result.conversations[.ip, default: []])
-        let ipv6 = EndpointTable.unordered(result.conversations[.ipv6, default: []])
-        out += "\nTop endpoints by bytes (\(ipv4.count) IPv4, \(ipv6.count) IPv6 addresses):\n"
+        let (endpoints, services) = EndpointTable.unorderedInParallel(
+            [result.conversations[.ip, default: []], result.conversations[.ipv6, default: []]]
+        ) { servicesText(result, topConversations) }
+        let (ipv4, ipv6) = (endpoints[0].reduce(0) { $0 + $1.count }, endpoints[1].reduce(0) { $0 + $1.count })
+        out += "\nTop endpoints by bytes (\(ipv4) IPv4, \(ipv6) IPv6 addresses):\n"
         out +=
             pad("address", 40) + pad("frames", 9, right: true) + pad("bytes", 12, right: true)
             + pad("sent", 12, right: true) + pad("received", 12, right: true) + "\n"
-        let topEndpoints = largest(topConversations, of: [ipv4, ipv6].joined()) { a, b in
+        let topEndpoints = largest(topConversations, of: endpoints.joined().joined()) { a, b in
             a.bytes != b.bytes ? a.bytes > b.bytes : (a.address, a.port) < (b.address, b.port)
         }
         for row in topEndpoints {
@@ -94,7 +96,7 @@ public enum ReplayReport {
                 + pad(String(row.bytes), 12, right: true) + pad(String(row.bytesSent), 12, right: true)
                 + pad(String(row.bytesReceived), 12, right: true) + "\n"
         }
-        out += servicesText(result, topConversations)
+        out += services
         let untracked = ConversationKind.allCases.compactMap { kind in
             result.untrackedConversationFrames[kind].map { "\(kind.rawValue) \($0)" }
         }

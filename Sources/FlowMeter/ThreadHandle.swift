@@ -29,3 +29,9 @@ final class ThreadHandle: @unchecked Sendable {  // unchecked: `handle`, `starte
     /// Waits for the thread to end (returns at once if it never started).
     func join() { if started { pthread_join(handle, nil) } }
 }
+
+/// A value a thread leaves for the one that joins it: written by the thread before it ends, read
+/// after `join` (which orders the two), never both at once.
+final class ResultSlot<Value>: @unchecked Sendable {  // unchecked: ordered by the join, as said
+    var value: Value?
+}
