@@ -13,6 +13,9 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
     public var addressA: IPAddress
     /// A's port (0 for ip/ipv6 tables).
     public var portA: UInt16
+    /// A TCP FIN or RST was seen: a later pure SYN on the same 4-tuple opens a new row. (Declared
+    /// here, in the padding after A's address and port, the row takes 88 bytes rather than 96.)
+    var closed = false
     /// Endpoint B.
     public var addressB: IPAddress
     /// B's port.
@@ -27,8 +30,6 @@ public struct ConversationRow: Sendable, Equatable, BitwiseCopyable {
     public var bytesBToA = 0
     /// Capture time of the first frame.
     public var firstTimestamp: UInt64
-    /// A TCP FIN or RST was seen: a later pure SYN on the same 4-tuple opens a new row.
-    var closed = false
 
     /// All frames.
     public var frames: Int { framesAToB + framesBToA }
