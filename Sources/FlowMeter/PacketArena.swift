@@ -31,7 +31,10 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     /// Chunks of 4 MiB: a mapped window holds at least one whole 2 MiB block of its file (see
     /// the top of this file). A chunk holds any record twice over
     /// (`CaptureReader.minimumBufferSize`).
-    static let chunkSize = 4 << 20
+    static let chunkSize = 1 << chunkShift
+    /// log2 of `chunkSize`: a packet's chunk is its offset shifted by it (offsets are never
+    /// negative, so the shift needs none of a signed division's corrections).
+    static let chunkShift = 22
 
     /// The size and alignment of a huge page, and of the file blocks a window keeps in place.
     static let hugePage = 2 << 20
@@ -96,7 +99,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
         // An empty record may sit at its chunk's very end: place it by the byte before it (its
         // record header), and make its empty view point at the chunk's start.
         let offset = UnsafeRawPointer(bytes.baseAddress!) - UnsafeRawPointer(memory)
-        let chunk = (bytes.isEmpty ? offset - 1 : offset) / Self.chunkSize
+        let chunk = (bytes.isEmpty ? offset - 1 : offset) >> Self.chunkShift
         issued[chunk] += 1
         let view =
             bytes.isEmpty ? UnsafeRawBufferPointer(start: memory + chunk * Self.chunkSize, count: 0) : bytes
@@ -106,7 +109,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     /// The chunk holding a packet's bytes (made by this arena).
     @inline(__always)
     func chunk(of bytes: UnsafeRawBufferPointer) -> Int {
-        (UnsafeRawPointer(bytes.baseAddress!) - UnsafeRawPointer(memory)) / Self.chunkSize
+        (UnsafeRawPointer(bytes.baseAddress!) - UnsafeRawPointer(memory)) >> Self.chunkShift
     }
 
     private func copy(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
@@ -236,11 +239,15 @@ final class RegionOwner: PacketOwner, @unchecked Sendable {
     private let counts: UnsafeMutablePointer<Atomic<Int>>
     private let regions: Int
     private let regionSize: Int
+    /// log2 of `regionSize` when it is a power of two (arena chunks, the usual ring blocks), else
+    /// -1: a release then shifts instead of dividing (a 64-bit division on every packet).
+    private let regionShift: Int
     private let base: UnsafeRawPointer
 
     init(regions: Int, regionSize: Int, base: UnsafeRawPointer) {
         self.regions = regions
         self.regionSize = regionSize
+        regionShift = regionSize > 0 && regionSize & (regionSize - 1) == 0 ? regionSize.trailingZeroBitCount : -1
         self.base = base
         counts = .allocate(capacity: regions)
         for index in 0..<regions { (counts + index).initialize(to: Atomic(0)) }
@@ -253,7 +260,8 @@ final class RegionOwner: PacketOwner, @unchecked Sendable {
 
     override func release(_ bytes: UnsafeRawBufferPointer) {
         guard let start = bytes.baseAddress else { return }
-        counts[(start - base) / regionSize].wrappingAdd(1, ordering: .releasing)
+        let offset = start - base
+        counts[regionShift >= 0 ? offset >> regionShift : offset / regionSize].wrappingAdd(1, ordering: .releasing)
     }
 
     func released(_ region: Int) -> Int { counts[region].load(ordering: .acquiring) }

@@ -58,11 +58,12 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
 
     subscript(position: Int) -> Element {
         @inline(__always) get {
-            precondition(position >= 0 && position < storage.count, "table index out of range")
+            // One unsigned comparison covers both ends (a negative position is a huge one).
+            precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
             return storage.base[position]
         }
         @inline(__always) _modify {
-            precondition(position >= 0 && position < storage.count, "table index out of range")
+            precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
             makeUnique()
             yield &storage.base[position]
         }

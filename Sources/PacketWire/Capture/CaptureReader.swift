@@ -184,9 +184,18 @@ public final class CaptureReader {
 
     // MARK: Buffer
 
-    /// Makes `count` bytes available at `start`; false if the file ends first.
+    /// Makes `count` bytes available at `start`; false if the file ends first. The common case,
+    /// bytes already there, is inlined into the record parsers; `refill` is the rest.
+    @inline(__always)
     private func ensure(_ count: Int) throws(CaptureError) -> Bool {
         if end - start >= count { return true }
+        return try refill(count)
+    }
+
+    /// `ensure` when the buffer holds fewer than `count` bytes: maps the next window, or moves
+    /// the rest to a buffer's start and reads.
+    @inline(never)
+    private func refill(_ count: Int) throws(CaptureError) -> Bool {
         guard count <= capacity else { return false }
         if let mappedFile { return try map(mappedFile, count) }
         if let provider, start > 0, start + count > capacity {
@@ -313,6 +322,7 @@ public final class CaptureReader {
         }
     }
 
+    @inline(__always)
     private func nextRecord() throws(CaptureError) -> CaptureRecord? {
         switch format {
         case .pcap(let bigEndian, let nanosecond): try nextPcapRecord(bigEndian: bigEndian, nanosecond: nanosecond)
@@ -320,6 +330,7 @@ public final class CaptureReader {
         }
     }
 
+    @inline(__always)
     private func nextPcapRecord(bigEndian: Bool, nanosecond: Bool) throws(CaptureError) -> CaptureRecord? {
         let offset = bytesRead
         guard try ensure(16) else {
