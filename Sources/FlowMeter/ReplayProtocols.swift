@@ -89,14 +89,7 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
     /// the caller's the first, as they share nothing — the fold is the longest serial step after
     /// a replay (1M packets, 100k flows, two workstreams: 6.5–7.2 → 4.2–4.7 ms).
     func foldConversations() {
-        let threads = (1..<max(count, 1)).map { index in
-            ThreadHandle { [self] in workstreams[index].foldConversations() }
-        }
-        if count > 0 { workstreams[0].foldConversations() }
-        for (offset, thread) in threads.enumerated() {
-            thread.join()
-            if !thread.started { workstreams[offset + 1].foldConversations() }
-        }
+        _ = inParallel(count) { [self] index in workstreams[index].foldConversations() }
     }
 
     /// Every workstream's accounts (after the engine stopped).

@@ -79,9 +79,9 @@ public enum ReplayReport {
                 + pad(endpoint(row.addressB, row.portB), 44)
                 + pad(String(row.frames), 9, right: true) + pad(String(row.bytes), 12, right: true) + "\n"
         }
-        let (endpoints, services) = EndpointTable.unorderedInParallel(
-            [result.conversations[.ip, default: []], result.conversations[.ipv6, default: []]]
-        ) { servicesText(result, topConversations) }
+        let endpoints = EndpointTable.unorderedInHalves([
+            result.conversations[.ip, default: []], result.conversations[.ipv6, default: []],
+        ])
         let (ipv4, ipv6) = (endpoints[0].reduce(0) { $0 + $1.count }, endpoints[1].reduce(0) { $0 + $1.count })
         out += "\nTop endpoints by bytes (\(ipv4) IPv4, \(ipv6) IPv6 addresses):\n"
         out +=
@@ -96,7 +96,7 @@ public enum ReplayReport {
                 + pad(String(row.bytes), 12, right: true) + pad(String(row.bytesSent), 12, right: true)
                 + pad(String(row.bytesReceived), 12, right: true) + "\n"
         }
-        out += services
+        out += servicesText(result, topConversations)
         let untracked = ConversationKind.allCases.compactMap { kind in
             result.untrackedConversationFrames[kind].map { "\(kind.rawValue) \($0)" }
         }

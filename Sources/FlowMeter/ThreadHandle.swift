@@ -30,8 +30,23 @@ final class ThreadHandle: @unchecked Sendable {  // unchecked: `handle`, `starte
     func join() { if started { pthread_join(handle, nil) } }
 }
 
+/// Runs `work(0)` … `work(parts - 1)` at once, part 0 on the caller's thread and every other on a
+/// thread of its own (or on the caller's after part 0, when the system has no thread to give);
+/// returns the results in part order. For work split into parts that share nothing.
+func inParallel<Result>(_ parts: Int, _ work: @escaping @Sendable (Int) -> Result) -> [Result] {
+    guard parts > 0 else { return [] }
+    let slots = (1..<parts).map { _ in ResultSlot<Result>() }
+    let threads = slots.enumerated().map { offset, slot in ThreadHandle { slot.value = work(offset + 1) } }
+    var results = [work(0)]
+    for (offset, thread) in threads.enumerated() {
+        thread.join()
+        results.append(slots[offset].value ?? work(offset + 1))
+    }
+    return results
+}
+
 /// A value a thread leaves for the one that joins it: written by the thread before it ends, read
 /// after `join` (which orders the two), never both at once.
-final class ResultSlot<Value>: @unchecked Sendable {  // unchecked: ordered by the join, as said
+private final class ResultSlot<Value>: @unchecked Sendable {  // unchecked: ordered by the join, as said
     var value: Value?
 }
