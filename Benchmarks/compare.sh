@@ -7,9 +7,11 @@
 #   Benchmarks/compare.sh [--quick] [--svg FILE] [--no-replay]
 #
 # End to end (unless --no-replay): `netisr replay` against softflowd -r, nfpcapd -r and argus -r
-# on the same capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), in 5
-# interleaved rounds (1 with --quick), each ratio the median of the rounds' own ratios, and
-# tshark's conversation statistics once, against netisr's median. As softflowd exports its flows
+# and tshark's conversation statistics (`-z conv,…`, the four tables netisr keeps) on the same
+# capture made by `netisr synth` (1M packets, 100k flows; 200k with --quick), in 5 interleaved
+# rounds (1 with --quick), each ratio the median of the rounds' own ratios: this host's speed
+# drifts by a third between phases of a minute or so, and a peer timed once (tshark, ~20 s, until
+# run 49) was paired with netisr runs of another phase. As softflowd exports its flows
 # and nfpcapd and argus write theirs, each round also times netisr writing its flow records
 # (`--flows FILE.ipfix`; "netisr+flows"). The Debian packages are installed when missing; the peers
 # run under `unshare -n` (loopback only).
@@ -77,10 +79,10 @@ if [ "$replay" = 1 ]; then
             times[argus]+="$(seconds unshare -n argus -r "$capture" -w "$work/argus.out") "
             rm -f "$work/argus.out"
         fi
+        if command -v tshark >/dev/null; then
+            times[tshark]+="$(seconds tshark -n -q -r "$capture" -z conv,tcp -z conv,udp -z conv,ip -z conv,ipv6) "
+        fi
     done
-    if command -v tshark >/dev/null; then
-        times[tshark]="$(seconds tshark -n -q -r "$capture" -z conv,tcp -z conv,udp -z conv,ip -z conv,ipv6)"
-    fi
     rm -rf "$work"
     ours=$(echo ${times[netisr]} | tr ' ' '\n' | median)
     echo "replay of $packets packets / $flows flows (seconds, median of $rounds): netisr $ours  [${times[netisr]}]" >&2
@@ -89,7 +91,7 @@ if [ "$replay" = 1 ]; then
         [ -n "${times[$peer]:-}" ] || continue
         theirs=$(echo ${times[$peer]} | tr ' ' '\n' | median)
         echo "  $peer $theirs  [${times[$peer]}]" >&2
-        # Each round's peer time over the same round's netisr time (tshark: its one run).
+        # Each round's peer time over the same round's netisr time.
         args+=("--extra=replay_vs_$peer=$(echo ${times[$peer]} | tr ' ' ',')/$(echo ${times[netisr]} | tr ' ' ',')")
     done
     if [ -n "${times[softflowd]:-}" ]; then

@@ -8,6 +8,7 @@ import NetISR
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Run the engine on a built-in synthetic workload and print the netstat -Q report.")
 
     @OptionGroup var engineOptions: EngineOptions

@@ -7,6 +7,7 @@ import PacketWire
 
 struct Hash: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "hash",
         abstract: "Print the Toeplitz RSS hash of a flow (8 hex digits) and the workstream it maps to.")
 
     @Option(name: .long, help: "Source address (IPv4 or IPv6).")

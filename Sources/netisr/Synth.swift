@@ -5,6 +5,7 @@ import PacketWire
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "synth",
         abstract: "Write realistic synthetic traffic (TCP, UDP, ICMP, IPv6, VLANs) to a pcap or pcapng file.")
 
     @Option(name: .long, help: "Packets to generate.")
