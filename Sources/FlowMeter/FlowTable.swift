@@ -325,14 +325,17 @@ struct FlowTable {
         workstream: Int, icmpTypeCode: UInt16? = nil
     ) -> Int {
         if let at = row(of: flow, vlan: vlan, hash: hash) {
-            if Self.reopens(records[at], tcpFlags: tcpFlags) {
+            let reopened = records.update(at) { record in
+                if Self.reopens(record, tcpFlags: tcpFlags) { return true }
+                record.add(
+                    forward: record.key == flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
+                return false
+            }
+            if reopened {
                 restart(
                     at, endedBy: .endOfFlow, flow, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags,
                     icmpTypeCode: icmpTypeCode)
-                return at
             }
-            let forward = records[at].key == flow
-            records[at].add(forward: forward, wireLength: wireLength, timestamp: timestamp, tcpFlags: tcpFlags)
             return at
         } else {
             index.insert(hash, row: records.count)

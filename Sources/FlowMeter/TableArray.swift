@@ -69,6 +69,16 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
         }
     }
 
+    /// Calls `body` with the element at `position` to read and change in place: one bounds check
+    /// and one uniqueness check for every access `body` makes (a record updated through the
+    /// subscript pays them at each).
+    @inline(__always)
+    mutating func update<Result>(_ position: Int, _ body: (inout Element) -> Result) -> Result {
+        precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
+        makeUnique()
+        return body(&storage.base[position])
+    }
+
     /// Adds `element` at the end.
     @inline(__always)
     mutating func append(_ element: Element) {

@@ -1,6 +1,6 @@
 // TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
-// heap into a mapping, and remapped), and a copy is a value, as an Array is. TableRows,
-// the tables handed over: parts read as one collection. The replay through tables that large is
+// heap into a mapping, and remapped), and a copy is a value, as an Array is (through an update in
+// place too). TableRows, the tables handed over: parts read as one collection. The replay through tables that large is
 // checked against an independent count in ReplayTests. The layer table's indices cover every
 // network × transport pair once. A mapped table's pages are backed a step ahead of its appends.
 
@@ -38,6 +38,14 @@ import Testing
         #expect(table.count == count)
         #expect(Array(table) == expected)
         table.withUnsafeBufferPointer { buffer in #expect(Array(buffer) == expected) }
+        // An update in place changes that element only, and not a copy taken before it.
+        let copy = table
+        let before = table.update(count - 1) { element -> Int in
+            defer { element.b = 7 }
+            return element.b
+        }
+        #expect(before == expected[count - 1].b && table[count - 1].b == 7)
+        #expect(copy[count - 1] == expected[count - 1] && table[count - 2] == expected[count - 2])
     }
 
     /// A mapped table's pages are backed ahead of its appends, a step (64 KiB) at a time, and no
@@ -130,6 +138,8 @@ import Testing
         accounts.countLayers(.ipv6, .udp)
         accounts.countLayers(.arp, .none)
         #expect(accounts.frames(.ipv6, .udp) == 2 && accounts.frames(.arp, .none) == 1)
-        #expect(accounts.frames(.ipv6, .tcp) == 0 && accounts.layers.reduce(0, +) == 3)
+        #expect(accounts.layers.count == NetworkProtocol.allCases.count * TrafficAccounts.transportKinds)
+        #expect(
+            accounts.frames(.ipv6, .tcp) == 0 && accounts.layers.indices.reduce(0) { $0 + accounts.layers[$1] } == 3)
     }
 }
