@@ -1,8 +1,9 @@
 // TableArray, the tables' storage: elements survive every kind of growth (on the heap, from the
 // heap into a mapping, and remapped), and a copy is a value, as an Array is (through an update in
-// place too). TableRows, the tables handed over: parts read as one collection. The replay through tables that large is
-// checked against an independent count in ReplayTests. The layer table's indices cover every
-// network × transport pair once. A mapped table's pages are backed a step ahead of its appends.
+// place too). TableRows, the tables handed over: parts read as one collection. The replay through
+// tables that large is checked against an independent count in ReplayTests. The layer table's
+// indices cover every network × transport pair once. A mapped table's pages are backed a step
+// ahead of its appends.
 
 import PacketWire
 import Testing
