@@ -58,12 +58,11 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
 
     subscript(position: Int) -> Element {
         @inline(__always) get {
-            // One unsigned comparison covers both ends (a negative position is a huge one).
-            precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
+            checkIndex(position)
             return storage.base[position]
         }
         @inline(__always) _modify {
-            precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
+            checkIndex(position)
             makeUnique()
             yield &storage.base[position]
         }
@@ -74,7 +73,7 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
     /// subscript pays them at each).
     @inline(__always)
     mutating func update<Result>(_ position: Int, _ body: (inout Element) -> Result) -> Result {
-        precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
+        checkIndex(position)
         makeUnique()
         return body(&storage.base[position])
     }
@@ -100,6 +99,13 @@ struct TableArray<Element: BitwiseCopyable>: RandomAccessCollection {
     @inline(__always)
     func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: storage.base, count: storage.count))
+    }
+
+    /// Traps unless `position` is an element's. One unsigned comparison covers both ends (a
+    /// negative position is a huge one).
+    @inline(__always)
+    private func checkIndex(_ position: Int) {
+        precondition(UInt(bitPattern: position) < UInt(bitPattern: storage.count), "table index out of range")
     }
 
     @inline(__always)
