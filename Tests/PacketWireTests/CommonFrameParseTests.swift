@@ -21,6 +21,10 @@ func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
     static let tcp6 = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, Frame.tcp(flags: 0x11)))
     static let udp6 = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()))
     static let icmp6 = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 58, [128, 0, 0, 0, 0, 1, 0, 1]))
+    /// One 802.1Q tag (VLAN 5, priority bits set: the VLAN is the tag's low 12 bits).
+    static let taggedTCP = Frame.ethernet(
+        type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(flags: 0x02)), vlans: [0xE005])
+    static let taggedUDP6 = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [9])
 
     /// An IPv6 frame whose payload length says 0 (a jumbogram or offload: the walk's business).
     static func withPayloadLengthZero(_ frame: [UInt8]) -> [UInt8] {
@@ -48,7 +52,8 @@ func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
             Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 1, [8, 0, 0, 0])),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 58, [128, 0, 0, 0])),
         ]
-        for frame in [Self.tcp, Self.udp, Self.icmp, Self.offload, Self.tcp6, Self.udp6, Self.icmp6] + crossed {
+        let common = [Self.tcp, Self.udp, Self.icmp, Self.offload, Self.tcp6, Self.udp6, Self.icmp6]
+        for frame in common + [Self.taggedTCP, Self.taggedUDP6] + crossed {
             let (fast, walked, taken) = Self.both(frame)
             #expect(taken)
             #expect(sameParse(fast, walked))
@@ -59,11 +64,20 @@ func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
         let (fast6, _, _) = Self.both(Self.tcp6)
         #expect(fast6.network == .ipv6 && fast6.flow?.source == IPAddress("2001:db8::1"))
         #expect(fast6.tcpFlags == 0x11 && fast6.events.map(\.kind) == [.ipv6, .tcp])
+        #expect(fast6.vlan == nil)
+        let (tagged, _, _) = Self.both(Self.taggedTCP)
+        #expect(tagged.vlan == 5 && tagged.network == .ipv4 && tagged.flow?.destinationPort == 80)
+        let (tagged6, _, _) = Self.both(Self.taggedUDP6)
+        #expect(tagged6.vlan == 9 && tagged6.network == .ipv6 && tagged6.transport == .udp)
     }
 
     @Test func otherFramesAreLeftToTheWalk() {
         let left = [
-            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5]),
+            // Two tags, or a tag other than 802.1Q's.
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5, 6]),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5], outerType: 0x88A8),
+            Frame.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28), vlans: [5]),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), headerWords: 6), vlans: [5]),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), headerWords: 6)),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), fragmentOffset: 10)),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), totalLength: 30)),
@@ -72,7 +86,6 @@ func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
             Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 0, [17, 0, 1, 4, 0, 0, 0, 0] + Frame.udp())),
             Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 44, [17, 0, 0, 0, 0, 0, 0, 1] + Frame.udp())),
             Self.withPayloadLengthZero(Self.tcp6),
-            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 17, Frame.udp()), vlans: [9]),
             Frame.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28)),
             Array(Self.tcp.prefix(50)),
         ]
@@ -87,7 +100,10 @@ func sameParse(_ first: PacketSummary, _ second: PacketSummary) -> Bool {
     @Test func damagedFramesParseAlikeEitherWay() {
         var generator = SystemRandomNumberGenerator()
         var (taken, differing) = (0, 0)
-        let bases = [Self.tcp, Self.udp, Self.icmp, Self.offload, Self.tcp6, Self.udp6, Self.icmp6]
+        let bases = [
+            Self.tcp, Self.udp, Self.icmp, Self.offload, Self.tcp6, Self.udp6, Self.icmp6, Self.taggedTCP,
+            Self.taggedUDP6,
+        ]
         for round in 0..<40_000 {
             var frame = bases[round % bases.count]
             for _ in 0..<Int.random(in: 1...3, using: &generator) {

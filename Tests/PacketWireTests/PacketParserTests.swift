@@ -36,15 +36,21 @@ import Testing
         }
     }
 
-    /// The reader's fixed-offset path answers for plain Ethernet + IPv4 frames only, and then
-    /// exactly as `parseFlowAddresses` does: checked on frames it must take, frames it must leave
-    /// (tags, options, other versions and types, short lengths, truncation) and random damage.
+    /// The reader's fixed-offset path answers for Ethernet (with at most one 802.1Q tag) + IPv4
+    /// frames only, and then exactly as `parseFlowAddresses` does: checked on frames it must take,
+    /// frames it must leave (stacked or 802.1ad tags, options, other versions and types, short
+    /// lengths, truncation) and random damage.
     @Test func fixedOffsetIPv4AddressesAgreeWithTheParse() {
         let plain = Frame.ethernet(
             type: 0x0800, Frame.ipv4(protocol: 6, source: 0xC0A8_0101, destination: 0x0A00_0002, Frame.tcp()))
         let offload = Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 17, Frame.udp(), totalLength: 0))
+        let tagged = Frame.ethernet(
+            type: 0x0800, Frame.ipv4(protocol: 6, source: 0xC0A8_0101, destination: 0x0A00_0002, Frame.tcp()),
+            vlans: [5])
         let declined = [
-            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5]),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5, 6]),
+            Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp()), vlans: [5], outerType: 0x88A8),
+            Array(tagged.prefix(37)),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), headerWords: 6)),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp(), totalLength: 19)),
             Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 17, Frame.udp())),
@@ -52,16 +58,18 @@ import Testing
             Frame.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28)),
             Array(plain.prefix(33)),
         ]
-        plain.withUnsafeBytes {
-            let pair = PacketParser.ethernetIPv4Addresses($0)
-            #expect(pair?.source == 0xC0A8_0101 && pair?.destination == 0x0A00_0002)
+        for frame in [plain, tagged] {
+            frame.withUnsafeBytes {
+                let pair = PacketParser.ethernetIPv4Addresses($0)
+                #expect(pair?.source == 0xC0A8_0101 && pair?.destination == 0x0A00_0002)
+            }
         }
         offload.withUnsafeBytes { #expect(PacketParser.ethernetIPv4Addresses($0) != nil) }
         for frame in declined {
             frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv4Addresses($0) == nil) }
         }
         let (answered, disagreed) = Self.damageFixedOffsets(
-            [plain, offload], headerEnd: 34, network: .ipv4
+            [plain, offload, tagged], headerEnd: 38, network: .ipv4
         ) { bytes in
             PacketParser.ethernetIPv4Addresses(bytes).map {
                 (IPAddress(ipv4: $0.source), IPAddress(ipv4: $0.destination))
@@ -99,23 +107,28 @@ import Testing
         return (answered, disagreed)
     }
 
-    /// The same for IPv6: the reader's fixed offsets answer for Ethernet II + IPv6 only, and then
+    /// The same for IPv6: the reader's fixed offsets answer for Ethernet II (at most one 802.1Q
+    /// tag) + IPv6 only, and then
     /// with `parseFlowAddresses`'s addresses.
     @Test func fixedOffsetIPv6AddressesAgreeWithTheParse() {
         let plain = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, source: Frame.v6(7), Frame.tcp()))
-        plain.withUnsafeBytes {
-            let pair = PacketParser.ethernetIPv6Addresses($0)
-            #expect(pair?.source == IPAddress("2001:db8::7") && pair?.destination == IPAddress("2001:db8::2"))
+        let tagged = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, source: Frame.v6(7), Frame.tcp()), vlans: [5])
+        for frame in [plain, tagged] {
+            frame.withUnsafeBytes {
+                let pair = PacketParser.ethernetIPv6Addresses($0)
+                #expect(pair?.source == IPAddress("2001:db8::7") && pair?.destination == IPAddress("2001:db8::2"))
+            }
         }
         let declined = [
-            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, Frame.tcp()), vlans: [5]),
+            Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, Frame.tcp()), vlans: [5, 6]),
+            Array(tagged.prefix(57)),
             Frame.ethernet(type: 0x86DD, Frame.ipv4(protocol: 6, Frame.tcp())),
             Frame.ethernet(type: 0x0800, Frame.ipv4(protocol: 6, Frame.tcp())), Array(plain.prefix(53)),
         ]
         for frame in declined {
             frame.withUnsafeBytes { #expect(PacketParser.ethernetIPv6Addresses($0) == nil) }
         }
-        let (answered, disagreed) = Self.damageFixedOffsets([plain], headerEnd: 54, network: .ipv6) { bytes in
+        let (answered, disagreed) = Self.damageFixedOffsets([plain, tagged], headerEnd: 58, network: .ipv6) { bytes in
             PacketParser.ethernetIPv6Addresses(bytes).map { ($0.source, $0.destination) }
         }
         #expect(answered > 1_000 && answered < 20_000)
