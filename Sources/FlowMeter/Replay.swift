@@ -1,8 +1,8 @@
 // Replay: reads capture files through the engine into flow accounting.
 //
 // One reader thread (the caller's) plays the NIC and its driver: it reads records in bursts,
-// parses each once to compute its flow id (the Toeplitz hash of the address pair with a symmetric
-// key, as an RSS NIC would; Ethernet + IPv4 or IPv6 frames, most of any capture, are read at fixed
+// parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
+// an RSS NIC would; Ethernet + IPv4 or IPv6 frames, most of any capture, are read at fixed
 // offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and dispatches bursts to `ether` of
 // packets over the bytes where they lie: the PacketArena maps the file's windows (or lends the
 // reader buffers to read a compressed file or a pipe into).
@@ -208,10 +208,7 @@ public final class Replay: Sendable {
         /// Where the engine places the frames (the arena is told which workstream releases each).
         let map: WorkstreamMap
         let sourceIsFlow: Bool
-        /// The NIC's RSS hash, with the symmetric key: both directions of a flow place alike, and
-        /// an address pair hashes with two table lookups (1M packets: the hash took 9% of the
-        /// reader's time with Microsoft's key and the endpoints ordered).
-        let hasher = ToeplitzHash(key: ToeplitzHash.symmetricKey)
+        let hasher = ToeplitzHash()
         var summary = PacketSummary()
         var batch = PacketBatch(capacity: 64)
         var paceOrigin: (capture: UInt64, wall: UInt64)?

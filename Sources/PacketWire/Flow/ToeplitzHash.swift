@@ -6,12 +6,6 @@
 // its 8 windows turns the hash into one table lookup and XOR per input byte. The input is the
 // source address, destination address, then (4-tuple) source port and destination port, in
 // network byte order: 12 bytes for IPv4, 36 for IPv6 with ports.
-//
-// A key that repeats every 16 bits (`symmetricKey`) starts the same 32-bit window at bits i and
-// i + 16, so the hash of any input is the hash of its 16-bit words XORed together: it is the same
-// for both directions of a flow without ordering the endpoints, and an address pair hashes with
-// two lookups instead of 8 (IPv4) or 32 (IPv6). A replay's reader hashes every frame so (1M
-// packets: the hash was 9% of the reader's time).
 
 /// A Toeplitz hasher for one key.
 ///
@@ -24,16 +18,8 @@ public struct ToeplitzHash: Sendable {
         0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
     ]
 
-    /// A 40-byte key of 0x6d5a repeated: Woo and Park's symmetric RSS key ("Scalable TCP Session
-    /// Monitoring with Symmetric Receive-side Scaling", 2012), which NICs are programmed with for
-    /// symmetric RSS. Both directions of a flow hash alike with it, and address pairs hash fastest.
-    public static let symmetricKey: [UInt8] = Array(repeating: [0x6d, 0x5a], count: 20).flatMap { $0 }
-
     /// The key.
     public let key: [UInt8]
-    /// Whether the key repeats every 16 bits, as `symmetricKey` does: the hash of an input is then
-    /// the hash of its 16-bit words XORed together (see the top of this file).
-    @usableFromInline let repeatsEvery16Bits: Bool
     /// `table[position * 256 + byte]`: the contribution of `byte` at input `position`.
     @usableFromInline let table: [UInt32]
     /// The longest input the key covers (key length − 4); longer inputs ignore the excess.
@@ -44,7 +30,6 @@ public struct ToeplitzHash: Sendable {
         precondition(key.count >= 4, "a Toeplitz key needs at least 4 bytes")
         self.key = key
         maximumInputLength = key.count - 4
-        repeatsEvery16Bits = (0..<key.count - 2).allSatisfy { key[$0] == key[$0 + 2] }
         var table = [UInt32](repeating: 0, count: maximumInputLength * 256)
         for position in 0..<maximumInputLength {
             // The 32-bit windows at bits position*8 + 0…7, from 5 key bytes.
@@ -135,14 +120,9 @@ public struct ToeplitzHash: Sendable {
 
     /// The direction-free hash of an IPv4 address pair (the RSS 2-tuple a replay places every
     /// IPv4 frame by): equal to `symmetricHash(_:includePorts: false)` of a flow between them,
-    /// in eight table lookups, or two with a key that repeats every 16 bits (with a key too short
-    /// for eight input bytes, the general way).
+    /// in eight table lookups (with a key too short for eight input bytes, the general way).
     @inlinable
     public func symmetricHash(ipv4 first: UInt32, _ second: UInt32) -> UInt32 {
-        guard !repeatsEvery16Bits || maximumInputLength < 8 else {
-            let folded = first ^ second
-            return hash(word: UInt16(truncatingIfNeeded: folded >> 16 ^ folded))
-        }
         let (low, high) = (min(first, second), max(first, second))
         guard maximumInputLength >= 8 else {
             return hash(
@@ -154,15 +134,9 @@ public struct ToeplitzHash: Sendable {
 
     /// The direction-free hash of an IPv6 address pair: equal to
     /// `symmetricHash(_:includePorts: false)` of a flow between them, in 32 table lookups without
-    /// the general path's per-byte checks, or two with a key that repeats every 16 bits (with a key
-    /// too short for 32 input bytes, the general way).
+    /// the general path's per-byte checks (with a key too short for 32 input bytes, the general way).
     @inlinable
     public func symmetricHash(ipv6 first: IPAddress, _ second: IPAddress) -> UInt32 {
-        guard !repeatsEvery16Bits || maximumInputLength < 32 else {
-            var folded = first.high ^ first.low ^ second.high ^ second.low
-            folded ^= folded >> 32
-            return hash(word: UInt16(truncatingIfNeeded: folded >> 16 ^ folded))
-        }
         let (low, high) = first <= second ? (first, second) : (second, first)
         guard maximumInputLength >= 32 else {
             return hash(FlowKey(source: low, destination: high, ipProtocol: 0), includePorts: false)
@@ -178,13 +152,6 @@ public struct ToeplitzHash: Sendable {
             }
             return word(low.high, at: 0) ^ word(low.low, at: 8) ^ word(high.high, at: 16) ^ word(high.low, at: 24)
         }
-    }
-
-    /// The hash of a 16-bit word at input position 0; with a key that repeats every 16 bits, the
-    /// hash of any input whose 16-bit words XOR to `word` (the key covering the input).
-    @inlinable
-    func hash(word: UInt16) -> UInt32 {
-        withTable { table in table[Int(word >> 8)] ^ table[256 &+ Int(word & 0xFF)] }
     }
 
     /// The hash of two IPv4 addresses (8 input bytes; the key covers at least 8).
