@@ -128,13 +128,8 @@ public enum PacketParser {
         }
         guard bytes.count >= 34 else { return false }
         // One 802.1Q tag, the commonest, moves the network header 4 bytes on.
-        var link = 14
-        var vlan: UInt16?
-        var type = u16(12)
-        if type == 0x8100 {
-            guard bytes.count >= 38 else { return false }
-            (link, vlan, type) = (18, u16(14) & 0x0FFF, u16(16))
-        }
+        let link = ethernetHeaderLength(bytes)
+        let vlan = link == 18 ? u16(14) & 0x0FFF : nil
         let network: NetworkProtocol
         let source: IPAddress
         let destination: IPAddress
@@ -142,7 +137,7 @@ public enum PacketParser {
         /// Where the transport header starts, and how many bytes of IP payload the frame holds.
         let transportOffset: Int
         let payloadLength: Int
-        switch type {
+        switch u16(link - 2) {
         case 0x0800:
             // IPv4 version 4, IHL 5; total length 0 (offload: the frame's) or at least the
             // header; fragment offset 0. The payload ends at the total length or where the
