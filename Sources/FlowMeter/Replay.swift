@@ -2,8 +2,9 @@
 //
 // One reader thread (the caller's) plays the NIC and its driver: it reads records in bursts,
 // parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
-// an RSS NIC would; Ethernet + IPv4 or IPv6 frames, most of any capture, are read at fixed
-// offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and dispatches bursts to `ether` of
+// an RSS NIC would; Ethernet + IPv4 or IPv6 frames, untagged or with one 802.1Q tag, most of any
+// capture, are read at fixed offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and
+// dispatches bursts to `ether` of
 // packets over the bytes where they lie: the PacketArena maps the file's windows (or lends the
 // reader buffers to read a compressed file or a pipe into).
 // From there ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
@@ -355,8 +356,9 @@ public final class Replay: Sendable {
         state.batchChunk = chunk
     }
 
-    /// The flow id and packet type of an Ethernet frame carrying IPv4 or IPv6, from the addresses
-    /// at fixed offsets (what `parseFlowAddresses` would find, without the walk); nil otherwise.
+    /// The flow id and packet type of an Ethernet frame (untagged or with one 802.1Q tag) carrying
+    /// IPv4 or IPv6, from the addresses at fixed offsets (what `parseFlowAddresses` would find,
+    /// without the walk); nil otherwise.
     @inline(__always)
     private func placeAtFixedOffsets(_ bytes: UnsafeRawBufferPointer, _ hasher: ToeplitzHash)
         -> (flowID: UInt32, packetType: UInt8)?
