@@ -4,9 +4,8 @@
 // parses each once to compute its flow id (the symmetric Toeplitz hash of the address pair, as
 // an RSS NIC would; Ethernet + IPv4 or IPv6 frames, untagged or with one 802.1Q tag, most of any
 // capture, are read at fixed offsets instead: IPv4, 1M packets, 790 → 720 ms CPU), and
-// dispatches bursts to `ether` of
-// packets over the bytes where they lie: the PacketArena maps the file's windows (or lends the
-// reader buffers to read a compressed file or a pipe into).
+// dispatches bursts to `ether` of packets over the bytes where they lie: the PacketArena maps the
+// file's windows (or lends the reader buffers to read a compressed file or a pipe into).
 // From there ReplayRegistration's protocols take over. Lossless by default (`whenFull: .wait`): a file can
 // wait, so the result is the same for every thread count, dispatch policy and ordering policy.
 // `--drop` switches to drop-tail to show what a live system would lose. Live capture, the same
