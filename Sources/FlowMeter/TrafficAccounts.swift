@@ -12,8 +12,9 @@ struct TrafficAccounts {
     var capturedBytes = 0
     var firstTimestamp = UInt64.max
     var lastTimestamp: UInt64 = 0
-    /// Frame counts per network × transport, flattened (network-major); inline, so that counting
-    /// a frame is an add, not an array's uniqueness check and call.
+    /// Frame counts per network × transport, flattened (network-major): 5 × 5 (`NetworkProtocol`'s
+    /// cases × `transportKinds`; a test checks the size). Inline, so that counting a frame is an
+    /// add, not an array's uniqueness check and call.
     var layers = InlineArray<25, Int>(repeating: 0)
     var ipv4 = ConversationTable()
     var ipv6 = ConversationTable()
