@@ -50,7 +50,9 @@ if [ "$replay" = 1 ]; then
     command -v tshark >/dev/null || missing="$missing tshark"
     if [ -n "$missing" ]; then
         echo "installing:$missing" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null 2>&1 || echo "could not install:$missing" >&2
+        # A fresh machine's package lists are empty: update them first, as .ci/run does.
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing; } >/dev/null 2>&1 \
+            || echo "could not install:$missing" >&2
     fi
     packets=$([ "$quick" = 1 ] && echo 200000 || echo 1000000)
     flows=$([ "$quick" = 1 ] && echo 20000 || echo 100000)

@@ -19,7 +19,7 @@ build="$root/.build-instructions"
 
 if ! command -v valgrind >/dev/null; then
     echo "installing valgrind" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null 2>&1 || {
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; } >/dev/null 2>&1 || {
         echo "instructions.sh: needs valgrind (apt-get install valgrind)" >&2
         exit 2
     }
