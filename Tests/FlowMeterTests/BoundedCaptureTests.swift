@@ -93,8 +93,14 @@ import Testing
         configuration.dispatch = dispatch
         let export = LiveFlowExport(exporter: nil, interval: 0.1, maximumFlows: 8)
         #expect(!export.sendsRecords)
-        let sender = TestThread { Self.sendFlows(40, to: port, after: 300_000, pause: 15_000) }
-        let result = try Replay(configuration).run(interface: "lo", duration: 1.6, flowExport: export)
+        let ready = CaptureReady()
+        let sender = TestThread {
+            ready.wait()
+            Self.sendFlows(40, to: port, after: 300_000, pause: 15_000)
+        }
+        let result = try Replay(configuration).run(interface: "lo", duration: 1.6, flowExport: export) { _, _ in
+            ready.signal()
+        }
         sender.join()
         // 40 flows through tables of at most 8 (4 per workstream) open records: most left during
         // the capture, counted; none was exported.

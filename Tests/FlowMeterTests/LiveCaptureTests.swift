@@ -36,10 +36,16 @@ import Testing
         let writer = try CaptureWriter(path: path, format: .pcapng(nanosecond: true))
         var configuration = ReplayConfiguration()
         configuration.threads = 2
-        let sender = TestThread { Self.sendDatagrams(sent, to: port, after: 300_000) }
+        let ready = CaptureReady()
+        let sender = TestThread {
+            ready.wait()
+            Self.sendDatagrams(sent, to: port, after: 300_000)
+        }
         let views = Mutex<[LiveView.Frame]>([])
         let view = LiveView(interval: 0.2) { frame in views.withLock { $0.append(frame) } }
-        let result = try Replay(configuration).run(interface: "lo", duration: 1.5, write: writer, liveView: view)
+        let result = try Replay(configuration).run(interface: "lo", duration: 1.5, write: writer, liveView: view) {
+            _, _ in ready.signal()
+        }
         sender.join()
         try writer.close()
         // The live view ran while capturing; its last frame (after the datagrams) has seen them all.
@@ -120,8 +126,14 @@ import Testing
         let writer = try CaptureWriter(path: path, format: .pcap(nanosecond: true), snapLength: 60)
         var options = LiveCaptureOptions()
         options.snapLength = 60
-        let sender = TestThread { Self.sendDatagrams(50, to: port, after: 300_000) }
-        let result = try Replay().run(interface: "lo", options: options, duration: 1.2, write: writer)
+        let ready = CaptureReady()
+        let sender = TestThread {
+            ready.wait()
+            Self.sendDatagrams(50, to: port, after: 300_000)
+        }
+        let result = try Replay().run(interface: "lo", options: options, duration: 1.2, write: writer) { _, _ in
+            ready.signal()
+        }
         sender.join()
         try writer.close()
         let ours = result.conversations[.udp, default: []].filter { $0.portB == port }

@@ -301,8 +301,14 @@ import Testing
                 }
             }
         }
-        let sender = TestThread { Self.sendBursts(20, 30, to: port, after: 300_000, pause: 900_000) }
-        let result = try Replay(configuration).run(interface: "lo", duration: 2.2, fanout: fanout, flowExport: export)
+        let ready = CaptureReady()
+        let sender = TestThread {
+            ready.wait()
+            Self.sendBursts(20, 30, to: port, after: 300_000, pause: 900_000)
+        }
+        let result = try Replay(configuration).run(
+            interface: "lo", duration: 2.2, fanout: fanout, flowExport: export
+        ) { _, _ in ready.signal() }
         let captureEnded = Self.realtime()
         // Our flow's rows in the flow file: (packets forward, ended by).
         func fileRows() throws -> [[Substring]] {

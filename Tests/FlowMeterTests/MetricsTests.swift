@@ -76,14 +76,21 @@ enum HTTP {
         let port = UInt16(20_000 + getpid() % 10_000)
         final class Scrape: @unchecked Sendable { var text = "" }
         let scrape = Scrape()
-        let traffic = TestThread { LiveCaptureTests.sendDatagrams(100, to: port + 1, after: 200_000) }
+        let ready = CaptureReady()
+        let traffic = TestThread {
+            ready.wait()
+            LiveCaptureTests.sendDatagrams(100, to: port + 1, after: 200_000)
+        }
         let scraper = TestThread {
+            ready.wait()
             usleep(900_000)
             scrape.text = HTTP.get("/metrics", port: port)
         }
         var configuration = ReplayConfiguration()
         configuration.threads = 2
-        _ = try Replay(configuration).run(interface: "lo", duration: 1.5, metrics: ("127.0.0.1", port))
+        _ = try Replay(configuration).run(interface: "lo", duration: 1.5, metrics: ("127.0.0.1", port)) { _, _ in
+            ready.signal()
+        }
         traffic.join()
         scraper.join()
         #expect(scrape.text.hasPrefix("HTTP/1.1 200 OK"))

@@ -1,0 +1,31 @@
+// CaptureReady: lets a live-capture test's sender start its schedule when the capture's sockets
+// receive (`Replay.run(interface:…, ready:)`), not at a fixed time after the test started: setting
+// up sockets and rings took over 300 ms on a loaded 2-CPU machine (two fanout sockets), and the
+// first packets of a fixed schedule went out before anything captured them.
+
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Set once by the capture's `ready` callback; senders wait for it.
+public final class CaptureReady: Sendable {
+    private let isReady = Atomic<Bool>(false)
+
+    /// A flag not yet set.
+    public init() {}
+
+    /// Marks the capture ready (call it from the capture's `ready` callback).
+    public func signal() { isReady.store(true, ordering: .releasing) }
+
+    /// Waits until the capture is ready, or `limit` seconds have passed (the test's expectations
+    /// then fail instead of the test hanging).
+    public func wait(limit seconds: Double = 30) {
+        var waited = 0.0
+        while !isReady.load(ordering: .acquiring) && waited < seconds {
+            usleep(1_000)
+            waited += 0.001
+        }
+    }
+}
