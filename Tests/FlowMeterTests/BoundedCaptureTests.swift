@@ -124,11 +124,17 @@ import Testing
         }
         let netisr = try CommandLineTests.netisr()
         let port = UInt16(10_000 + getpid() % 3_000 * 3) + 2
-        let sender = TestThread { Self.sendFlows(30, to: port, after: 400_000, pause: 30_000) }
-        let run = Shell.run("'\(netisr)' capture -i lo --duration 2.5 --max-flows 4 2>&1")
+        let errors = "/tmp/netisr-bounded-\(getpid()).err"
+        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        defer { unlink(errors) }
+        let sender = TestThread {
+            Shell.waitUntil(file: errors, contains: "listening on")
+            Self.sendFlows(30, to: port, after: 400_000, pause: 30_000)
+        }
+        let run = Shell.run("'\(netisr)' capture -i lo --duration 2.5 --max-flows 4 2>'\(errors)'")
         sender.join()
         #expect(run?.status == 0)
-        let output = run?.output ?? ""
+        let output = (run?.output ?? "") + (SharedFixtures.read(errors) ?? "")
         let letGo = output.firstMatch(of: /; (\d+) of them ended during the capture, counted but not kept/)
         #expect(letGo.flatMap { Int($0.1) }.map { $0 >= 20 } == true, "\(output)")
     }

@@ -140,8 +140,16 @@ import Testing
         // and to `port + 1` a datagram every 50 ms until the capture stops, a flow still open then.
         let port = UInt16(32_400 + getpid() % 150 * 2)
         let csv = "/tmp/netisr-live-export-\(getpid()).csv"
-        defer { unlink(csv) }
-        let sender = TestThread { Self.sendBursts(20, 30, to: port, after: 800_000, pause: 900_000) }
+        let errors = "/tmp/netisr-live-export-\(getpid()).err"
+        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        defer {
+            unlink(csv)
+            unlink(errors)
+        }
+        let sender = TestThread {
+            Shell.waitUntil(file: errors, contains: "listening on")
+            Self.sendBursts(20, 30, to: port, after: 800_000, pause: 900_000)
+        }
         let capturing = Atomic<Bool>(true)
         let keepalive = TestThread {
             let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -155,12 +163,12 @@ import Testing
         }
         let run = Shell.run(
             "'\(netisr)' capture -i lo --duration 3 --idle-timeout 0.3 --export 127.0.0.1:\(collector.port) "
-                + "--flows '\(csv)' 2>&1")
+                + "--flows '\(csv)' 2>'\(errors)'")
         capturing.store(false, ordering: .relaxed)
         sender.join()
         keepalive.join()
         #expect(run?.status == 0)
-        let output = run?.output ?? ""
+        let output = (run?.output ?? "") + (SharedFixtures.read(errors) ?? "")
         #expect(output.contains("exported as they ended"))
         var decoder = IPFIXDecoder()
         var sent: [[Substring]] = []
@@ -231,10 +239,17 @@ import Testing
         // 32700…32767: apart from the ports of the tests above, below the ephemeral range.
         let port = UInt16(32_700 + getpid() % 34 * 2)
         let csv = "/tmp/netisr-live-flowfile-\(getpid()).csv"
-        defer { unlink(csv) }
-        let capture = TestThread {
-            _ = Shell.run("'\(netisr)' capture -i lo --duration 4 --idle-timeout 0.3 --flows '\(csv)' > /dev/null 2>&1")
+        let errors = "/tmp/netisr-live-flowfile-\(getpid()).err"
+        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        defer {
+            unlink(csv)
+            unlink(errors)
         }
+        let capture = TestThread {
+            _ = Shell.run(
+                "'\(netisr)' capture -i lo --duration 4 --idle-timeout 0.3 --flows '\(csv)' > /dev/null 2>'\(errors)'")
+        }
+        Shell.waitUntil(file: errors, contains: "listening on")
         Self.sendBursts(20, 0, to: port, after: 300_000, pause: 0)
         usleep(3_000_000)  // the record ended idle at ≈ 0.6 s; swept and written within two 1 s ticks
         func ours() -> [[Substring]] {

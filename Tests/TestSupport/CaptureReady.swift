@@ -1,7 +1,9 @@
 // CaptureReady: lets a live-capture test's sender start its schedule when the capture's sockets
-// receive (`Replay.run(interface:…, ready:)`), not at a fixed time after the test started: setting
-// up sockets and rings took over 300 ms on a loaded 2-CPU machine (two fanout sockets), and the
-// first packets of a fixed schedule went out before anything captured them.
+// receive (`Replay.run(interface:…, ready:)`), not at a fixed time after the test started: on a
+// loaded 2-CPU machine the set-up of two fanout sockets and their rings outlasted a fixed 300 ms,
+// and the first packets went out before anything captured them (the capture's `duration` counts
+// from after the set-up). Tests running `netisr capture` wait for its "listening on" line instead
+// (`Shell.waitUntil`).
 
 import Synchronization
 

@@ -16,6 +16,19 @@ public enum Shell {
         return (String(decoding: output, as: UTF8.self), status)
     }
 
+    /// Waits until the file at `path` contains `text` (a background command's standard error
+    /// saying it is ready: `netisr capture`'s "listening on"), at most `seconds`; whether it did.
+    @discardableResult
+    public static func waitUntil(file path: String, contains text: String, seconds: Double = 30) -> Bool {
+        var waited = 0.0
+        while waited < seconds {
+            if SharedFixtures.read(path)?.contains(text) == true { return true }
+            usleep(5_000)
+            waited += 0.005
+        }
+        return false
+    }
+
     /// Whether `tool` is on the PATH.
     public static func has(_ tool: String) -> Bool { run("command -v \(tool)")?.status == 0 }
 
