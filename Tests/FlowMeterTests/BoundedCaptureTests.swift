@@ -124,8 +124,7 @@ import Testing
         }
         let netisr = try CommandLineTests.netisr()
         let port = UInt16(10_000 + getpid() % 3_000 * 3) + 2
-        let errors = "/tmp/netisr-bounded-\(getpid()).err"
-        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        let errors = Shell.freshErrorFile("bounded")
         defer { unlink(errors) }
         let sender = TestThread {
             Shell.waitUntil(file: errors, contains: "listening on")

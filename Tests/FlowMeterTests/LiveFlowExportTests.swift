@@ -140,8 +140,7 @@ import Testing
         // and to `port + 1` a datagram every 50 ms until the capture stops, a flow still open then.
         let port = UInt16(32_400 + getpid() % 150 * 2)
         let csv = "/tmp/netisr-live-export-\(getpid()).csv"
-        let errors = "/tmp/netisr-live-export-\(getpid()).err"
-        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        let errors = Shell.freshErrorFile("live-export")
         defer {
             unlink(csv)
             unlink(errors)
@@ -239,8 +238,7 @@ import Testing
         // 32700…32767: apart from the ports of the tests above, below the ephemeral range.
         let port = UInt16(32_700 + getpid() % 34 * 2)
         let csv = "/tmp/netisr-live-flowfile-\(getpid()).csv"
-        let errors = "/tmp/netisr-live-flowfile-\(getpid()).err"
-        unlink(errors)  // a file left by an earlier run must not say "listening" already
+        let errors = Shell.freshErrorFile("live-flowfile")
         defer {
             unlink(csv)
             unlink(errors)

@@ -16,6 +16,14 @@ public enum Shell {
         return (String(decoding: output, as: UTF8.self), status)
     }
 
+    /// A path for a background command's standard error, `/tmp/netisr-NAME-PID.err`, with any file
+    /// an earlier run left there removed (it must not say the command is ready already).
+    public static func freshErrorFile(_ name: String) -> String {
+        let path = "/tmp/netisr-\(name)-\(getpid()).err"
+        unlink(path)
+        return path
+    }
+
     /// Waits until the file at `path` contains `text` (a background command's standard error
     /// saying it is ready: `netisr capture`'s "listening on"), at most `seconds`; whether it did.
     @discardableResult
