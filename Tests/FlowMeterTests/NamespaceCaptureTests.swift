@@ -190,9 +190,10 @@ import Testing
             guard request.withUnsafeMutableBytes({ ioctl(tun, 0x4004_54CA, $0.baseAddress!) }) == 0,
                 Self.shell("ip link set \(device) up") == 0
             else { throw CaptureError(.io, at: 0, "cannot create tun device \(device)") }
-            let ready = Atomic<Bool>(false)
+            // Bounded: were the capture never ready (it failed to start), the join below must not hang.
+            let ready = CaptureReady()
             let injector = TestThread {
-                while !ready.load(ordering: .acquiring) { usleep(10_000) }
+                guard ready.wait() else { return }
                 for (index, packet) in packets.enumerated() {
                     _ = packet.bytes.withUnsafeBytes { write(tun, $0.baseAddress, $0.count) }
                     // Paced: the kernel's receive backlog drops before any capture sees the packet.
@@ -202,7 +203,7 @@ import Testing
             defer { injector.join() }
             return try Replay().run(interface: device, duration: 20, count: packets.count) { _, type in
                 linkType.withLock { $0 = type }
-                ready.store(true, ordering: .releasing)
+                ready.signal()
             }
         }
         #expect(linkType.withLock { $0 } == .raw)

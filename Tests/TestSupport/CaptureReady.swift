@@ -22,12 +22,14 @@ public final class CaptureReady: Sendable {
     public func signal() { isReady.store(true, ordering: .releasing) }
 
     /// Waits until the capture is ready, or `limit` seconds have passed (the test's expectations
-    /// then fail instead of the test hanging).
-    public func wait(limit seconds: Double = 30) {
+    /// then fail instead of the test hanging); whether it is ready.
+    @discardableResult
+    public func wait(limit seconds: Double = 30) -> Bool {
         var waited = 0.0
         while !isReady.load(ordering: .acquiring) && waited < seconds {
             usleep(1_000)
             waited += 0.001
         }
+        return isReady.load(ordering: .acquiring)
     }
 }
