@@ -11,15 +11,6 @@ import Testing
     import Glibc
 #endif
 
-/// Waits (bounded) until `condition` holds; the bound is a safety net, not a timing assertion.
-func eventually(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<20_000 {
-        if condition() { return true }
-        usleep(500)
-    }
-    return condition()
-}
-
 @Suite struct ThreadedEngineTests {
     func configuration(_ workstreams: Int, policy: DispatchPolicy = .deferred) -> NetISRConfiguration {
         var configuration = NetISRConfiguration(workstreamCount: workstreams)

@@ -108,8 +108,7 @@ import Testing
     }
 
     /// The same for IPv6: the reader's fixed offsets answer for Ethernet II (at most one 802.1Q
-    /// tag) + IPv6 only, and then
-    /// with `parseFlowAddresses`'s addresses.
+    /// tag) + IPv6 only, and then with `parseFlowAddresses`'s addresses.
     @Test func fixedOffsetIPv6AddressesAgreeWithTheParse() {
         let plain = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, source: Frame.v6(7), Frame.tcp()))
         let tagged = Frame.ethernet(type: 0x86DD, Frame.ipv6(next: 6, source: Frame.v6(7), Frame.tcp()), vlans: [5])

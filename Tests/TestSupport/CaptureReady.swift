@@ -7,10 +7,6 @@
 
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Set once by the capture's `ready` callback; senders wait for it.
 public final class CaptureReady: Sendable {
     private let isReady = Atomic<Bool>(false)
@@ -25,11 +21,6 @@ public final class CaptureReady: Sendable {
     /// then fail instead of the test hanging); whether it is ready.
     @discardableResult
     public func wait(limit seconds: Double = 30) -> Bool {
-        var waited = 0.0
-        while !isReady.load(ordering: .acquiring) && waited < seconds {
-            usleep(1_000)
-            waited += 0.001
-        }
-        return isReady.load(ordering: .acquiring)
+        eventually(seconds: seconds) { isReady.load(ordering: .acquiring) }
     }
 }

@@ -28,13 +28,7 @@ public enum Shell {
     /// saying it is ready: `netisr capture`'s "listening on"), at most `seconds`; whether it did.
     @discardableResult
     public static func waitUntil(file path: String, contains text: String, seconds: Double = 30) -> Bool {
-        var waited = 0.0
-        while waited < seconds {
-            if SharedFixtures.read(path)?.contains(text) == true { return true }
-            usleep(5_000)
-            waited += 0.005
-        }
-        return false
+        eventually(seconds: seconds) { SharedFixtures.read(path)?.contains(text) == true }
     }
 
     /// Whether `tool` is on the PATH.

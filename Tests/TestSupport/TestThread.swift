@@ -1,5 +1,6 @@
 // A plain joinable pthread for tests (a test's sender, producer or helper that must run on a
-// real thread of its own, not in the Swift concurrency pool).
+// real thread of its own, not in the Swift concurrency pool), the bounded wait such threads are
+// met with (`eventually`), and the loopback address they send to.
 
 #if canImport(Glibc)
     import Glibc
@@ -26,6 +27,17 @@ public final class TestThread: @unchecked Sendable {
 
     /// Waits for the thread to end.
     public func join() { pthread_join(handle, nil) }
+}
+
+/// Waits (bounded, about `seconds`) until `condition` holds; whether it does. The bound is a safety
+/// net against a hang, not a timing assertion.
+@discardableResult
+public func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    for _ in 0..<Int(seconds * 2_000) {
+        if condition() { return true }
+        usleep(500)
+    }
+    return condition()
 }
 
 /// 127.0.0.1 as a socket address.
