@@ -1,6 +1,6 @@
 // Backoff: how the engine waits for another thread on its rare slow paths (a worker waiting out
 // a hybrid dispatcher, a lossless producer waiting for room): spin briefly, yield a few times,
-// then sleep.
+// then sleep — a lossless producer on its ring's room signal instead (PacketRing).
 //
 // The yields are few on purpose. A thread still waiting after them waits for a whole handler
 // burst of the other side (a full 4,096-packet queue takes milliseconds to drain), and with

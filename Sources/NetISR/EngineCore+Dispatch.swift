@@ -20,6 +20,15 @@ extension EngineCore {
     /// regrouping buffer) fits on the stack and in a context's scratch buffer.
     static let chunk = 128
 
+    /// A lossless producer facing a full ring spins and yields this many times (Backoff.swift)
+    /// before it sleeps until the worker makes room (PacketRing's `waitForRoom`).
+    private static let spinsBeforeRoomWait = 72
+
+    /// The longest a producer sleeps for room, in nanoseconds (1 ms), before it checks again that
+    /// the engine still runs and the protocol is still registered: stop wakes it at once, an
+    /// unregister (which waits for it to leave) within this bound or as the worker makes room.
+    private static let roomWaitBound = 1_000_000
+
     /// What every run of one call shares. Its references are passed as guaranteed parameters
     /// (never stored), so using them costs no reference counting.
     private struct Delivery {
@@ -277,7 +286,11 @@ extension EngineCore {
                     if !stillRegistered { break }
                     if attempt == 0 { context.add(.waits, number, index, 1) }
                     attempt += 1
-                    backOff(attempt)
+                    if attempt < Self.spinsBeforeRoomWait {
+                        backOff(attempt)
+                    } else {
+                        ring.waitForRoom(atMost: Self.roomWaitBound)
+                    }
                 }
             }
         }

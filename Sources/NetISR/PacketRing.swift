@@ -14,9 +14,16 @@
 // - The limit is separate from the capacity so it can change at run time without moving
 //   packets: capacity is the maximum queue limit rounded up to a power of two, and a run only
 //   fits if it keeps the length within the current limit.
+// - A lossless producer that finds no room after a short spin sleeps on `roomSignal` until the
+//   consumer frees slots (`waitForRoom`), rather than polling with timed sleeps: on a virtual
+//   machine a sleep of 20 µs lasts 50–200 µs, in which the consumer empties the ring and falls
+//   asleep itself, so every refill cost two wake-ups (BENCHMARKS.md, run 57). The producer counts
+//   itself in `roomWaiters`, then re-checks for room under the signal's mutex; the consumer stores
+//   its head, then loads `roomWaiters` and broadcasts if it is not zero. Both sides' accesses
+//   are sequentially consistent, so at least one sees the other: no lost wake-up.
 // Orderings: the tail store (release) pairs with the consumer's tail load (acquire), publishing
-// the slots; the consumer's head store (release) pairs with the producers' head load (acquire),
-// so a slot is reused only after its packet was moved out. Producer-side fields, the tail and the
+// the slots; the consumer's head store pairs with the producers' head load (acquire), so a slot
+// is reused only after its packet was moved out. Producer-side fields, the tail and the
 // consumer's head sit on separate cache lines.
 //
 // Cost noted for later: capacity follows the maximum limit (10,240 → 16,384 slots × 48 bytes =
@@ -48,9 +55,12 @@ final class PacketRing: @unchecked Sendable {  // unchecked: slots are guarded b
     private let producerTail = Atomic<Int>(0)
     private let padding2 = CacheLinePadding()
 
-    // Consumer's line: written by the consumer, read by producers when their cached copy says full.
+    // Consumer's line: written by the consumer, read by producers when their cached copy says
+    // full; `roomWaiters` is written only by producers about to sleep for room.
     private let consumerHead = Atomic<Int>(0)
+    private let roomWaiters = Atomic<Int>(0)
     private let padding3 = CacheLinePadding()
+    private let roomSignal = WakeupSignal()
 
     init(capacityAtLeast minimum: Int, limit: Int) {
         var capacity = 1
@@ -145,11 +155,32 @@ final class PacketRing: @unchecked Sendable {  // unchecked: slots are guarded b
         return (storage + index, max(0, run), available)
     }
 
-    /// Frees `count` slots whose packets have been moved out or deinitialized. Consumer only.
+    /// Frees `count` slots whose packets have been moved out or deinitialized, and wakes producers
+    /// waiting for room. Consumer only.
     func advance(by count: Int) {
         let head = consumerHead.load(ordering: .relaxed)
-        consumerHead.store(head + count, ordering: .releasing)
+        consumerHead.store(head + count, ordering: .sequentiallyConsistent)
+        if roomWaiters.load(ordering: .sequentiallyConsistent) != 0 { roomSignal.broadcast() }
     }
+
+    /// Whether a slot is free within the limit (as `reserve` would see it, sequentially consistent).
+    private var hasRoom: Bool {
+        let used =
+            producerHead.load(ordering: .sequentiallyConsistent) - consumerHead.load(ordering: .sequentiallyConsistent)
+        return used < limitValue.load(ordering: .relaxed)
+    }
+
+    /// Sleeps until the consumer frees a slot, `wakeRoomWaiters` is called, or `nanoseconds` pass
+    /// (the bound under which a waiting producer notices a stop or an unregister it was not woken
+    /// for). Returns at once if there is room. Producer side; the caller reserves again.
+    func waitForRoom(atMost nanoseconds: Int) {
+        roomWaiters.add(1, ordering: .sequentiallyConsistent)
+        roomSignal.wait(atMost: nanoseconds) { !hasRoom }
+        roomWaiters.subtract(1, ordering: .relaxed)
+    }
+
+    /// Wakes every producer waiting for room (when the engine stops).
+    func wakeRoomWaiters() { roomSignal.broadcast() }
 
     /// Releases every published packet. Consumer only.
     @discardableResult

@@ -112,6 +112,34 @@ import Testing
         expectConservation(dropping.snapshot(), offered: 50)
     }
 
+    @Test func aProducerSleepingForRoomGivesUpWhenTheEngineStops() throws {
+        let engine = try NetISR(configuration: configuration(1))
+        let releases = ReleaseCounter()
+        let handlerMayFinish = Atomic<Bool>(false)
+        try engine.register(
+            ProtocolRegistration(name: "held", number: 1, queueLimit: 2) { burst in
+                while !handlerMayFinish.load(ordering: .acquiring) { usleep(100) }
+                while burst.next() != nil {}
+            })
+        try engine.start()
+        let producerReturned = Atomic<Bool>(false)
+        let producer = TestThread {
+            for _ in 0..<10 { engine.dispatch(1, packet(releases), whenFull: .wait) }
+            producerReturned.store(true, ordering: .releasing)
+        }
+        // The worker holds its first burst, the queue fills, and the producer sleeps for room.
+        #expect(eventually { engine.snapshot().totals.waits > 0 })
+        let stopper = TestThread { engine.stop(.discard) }
+        // Stopping wakes it, though no room was made: its packets are counted, not kept waiting.
+        #expect(eventually { producerReturned.load(ordering: .acquiring) })
+        handlerMayFinish.store(true, ordering: .releasing)
+        stopper.join()
+        producer.join()
+        let snapshot = engine.snapshot()
+        #expect(snapshot.totals.discardedAtStop > 0)
+        expectConservation(snapshot, offered: 10, releases: releases)
+    }
+
     @Test(arguments: [false, true])
     func idleWorkersWakeOnTheFirstPacket(pollMode: Bool) throws {
         var configuration = configuration(2)
