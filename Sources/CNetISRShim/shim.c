@@ -1,11 +1,14 @@
-// Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint, mremap (variadic, so
-// Swift cannot call it) and MADV_POPULATE_READ/WRITE (missing from older headers); see
-// CNetISRShim.h.
+// Thin wrappers over glibc's CPU-affinity macros, the spin-wait hint, membarrier (no glibc
+// wrapper), mremap (variadic, so Swift cannot call it) and MADV_POPULATE_READ/WRITE (missing
+// from older headers); see CNetISRShim.h.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "CNetISRShim.h"
 
 __thread uint64_t netisr_thread_engine_id;
@@ -62,3 +65,13 @@ void netisr_populate(void *address, size_t size) { (void)madvise(address, size, 
 #endif
 
 void netisr_populate_writable(void *address, size_t size) { (void)madvise(address, size, MADV_POPULATE_WRITE); }
+
+int netisr_register_process_barrier(void) {
+    long supported = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (supported < 0 || !(supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return 0;
+    return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+int netisr_process_barrier(void) {
+    return syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : errno;
+}

@@ -24,6 +24,19 @@ void netisr_cpu_relax(void);
 /// faults, whatever the address).
 static inline void netisr_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
+/// Registers the process for process-wide memory barriers (Linux `membarrier`, private expedited
+/// command, 4.14 and later). Returns 1 if `netisr_process_barrier` is available, 0 if not (an older
+/// kernel, or a sandbox that forbids the call). Safe to call more than once.
+int netisr_register_process_barrier(void);
+
+/// Makes every thread of the process that is running now execute a full memory barrier before it
+/// returns (threads not running will at their next switch in). Only after
+/// `netisr_register_process_barrier` returned 1; returns 0, or an errno value.
+int netisr_process_barrier(void);
+
+/// Keeps the compiler from moving memory accesses across this point (no instruction is emitted).
+static inline void netisr_compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
+
 /// Maps `size` bytes (a multiple of the page size) of zeroed private memory for a large table.
 /// NULL on failure.
 void *netisr_map_table(size_t size);
