@@ -54,7 +54,8 @@ public enum OrderingPolicy: Sendable {
 public enum QueueFullAction: Sendable {
     /// Drop the packet and count it (drop-tail, right for live sources).
     case drop
-    /// Wait for room and count the wait (lossless, for sources that can wait, such as a file).
+    /// Wait for room and count the wait (lossless, for sources that can wait, such as a file): a
+    /// short spin, then asleep until the worker frees a slot or the engine stops.
     case wait
 }
 
