@@ -25,8 +25,8 @@ extension EngineCore {
     private static let spinsBeforeRoomWait = 72
 
     /// The longest a producer sleeps for room, in nanoseconds (1 ms), before it checks again that
-    /// the engine still runs and the protocol is still registered: stop wakes it at once, an
-    /// unregister (which waits for it to leave) within this bound or as the worker makes room.
+    /// the engine still runs and the protocol is still registered. Stop and unregister wake it at
+    /// once; the bound is a safety net.
     private static let roomWaitBound = 1_000_000
 
     /// What every run of one call shares. Its references are passed as guaranteed parameters
@@ -289,7 +289,11 @@ extension EngineCore {
                     if attempt < Self.spinsBeforeRoomWait {
                         backOff(attempt)
                     } else {
-                        ring.waitForRoom(atMost: Self.roomWaitBound)
+                        ring.waitForRoom(atMost: Self.roomWaitBound) {
+                            isRunning.load(ordering: .sequentiallyConsistent)
+                                && slot.current.load(ordering: .sequentiallyConsistent)?.toOpaque()
+                                    == Unmanaged.passUnretained(registered).toOpaque()
+                        }
                     }
                 }
             }

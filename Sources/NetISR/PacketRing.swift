@@ -171,15 +171,17 @@ final class PacketRing: @unchecked Sendable {  // unchecked: slots are guarded b
     }
 
     /// Sleeps until the consumer frees a slot, `wakeRoomWaiters` is called, or `nanoseconds` pass
-    /// (the bound under which a waiting producer notices a stop or an unregister it was not woken
-    /// for). Returns at once if there is room. Producer side; the caller reserves again.
-    func waitForRoom(atMost nanoseconds: Int) {
+    /// (a safety net). Returns at once if there is room or `stillWaiting()` is false; both are
+    /// evaluated under the signal's mutex, so a change published before `wakeRoomWaiters` (the
+    /// engine stopping, the protocol going) is never missed. Producer side; the caller reserves
+    /// again.
+    func waitForRoom(atMost nanoseconds: Int, while stillWaiting: () -> Bool) {
         roomWaiters.add(1, ordering: .sequentiallyConsistent)
-        roomSignal.wait(atMost: nanoseconds) { !hasRoom }
+        roomSignal.wait(atMost: nanoseconds) { !hasRoom && stillWaiting() }
         roomWaiters.subtract(1, ordering: .relaxed)
     }
 
-    /// Wakes every producer waiting for room (when the engine stops).
+    /// Wakes every producer waiting for room (when the engine stops or the protocol goes).
     func wakeRoomWaiters() { roomSignal.broadcast() }
 
     /// Releases every published packet. Consumer only.

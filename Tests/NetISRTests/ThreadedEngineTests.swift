@@ -140,6 +140,35 @@ import Testing
         expectConservation(snapshot, offered: 10, releases: releases)
     }
 
+    @Test func aProducerSleepingForRoomLeavesWhenItsProtocolIsUnregistered() throws {
+        let engine = try NetISR(configuration: configuration(1))
+        let releases = ReleaseCounter()
+        let handlerMayFinish = Atomic<Bool>(false)
+        try engine.register(
+            ProtocolRegistration(name: "held", number: 1, queueLimit: 2) { burst in
+                while !handlerMayFinish.load(ordering: .acquiring) { usleep(100) }
+                while burst.next() != nil {}
+            })
+        try engine.start()
+        let producerReturned = Atomic<Bool>(false)
+        let producer = TestThread {
+            for _ in 0..<10 { engine.dispatch(1, packet(releases), whenFull: .wait) }
+            producerReturned.store(true, ordering: .releasing)
+        }
+        #expect(eventually { engine.snapshot().totals.waits > 0 })
+        // Unregister waits for the worker's handler call, but the producer leaves at once: the
+        // protocol is gone, so its packets are dropped for want of a handler.
+        let unregisterer = TestThread { _ = try? engine.unregister(1) }
+        #expect(eventually { producerReturned.load(ordering: .acquiring) })
+        handlerMayFinish.store(true, ordering: .releasing)
+        unregisterer.join()
+        producer.join()
+        engine.stop(.drain)
+        let snapshot = engine.snapshot()
+        #expect(snapshot.totals.noHandlerDrops > 0)
+        expectConservation(snapshot, offered: 10, releases: releases)
+    }
+
     @Test(arguments: [false, true])
     func idleWorkersWakeOnTheFirstPacket(pollMode: Bool) throws {
         var configuration = configuration(2)
