@@ -112,7 +112,11 @@ import Testing
         expectConservation(dropping.snapshot(), offered: 50)
     }
 
-    @Test func aProducerSleepingForRoomGivesUpWhenTheEngineStops() throws {
+    /// How a producer's wait for room can end without room being made.
+    enum RoomWaitEnd: String, CaseIterable, Sendable { case stop, unregister }
+
+    @Test(arguments: RoomWaitEnd.allCases)
+    func aProducerSleepingForRoomLeavesWhenTheEngineStopsOrItsProtocolGoes(_ end: RoomWaitEnd) throws {
         let engine = try NetISR(configuration: configuration(1))
         let releases = ReleaseCounter()
         let handlerMayFinish = Atomic<Bool>(false)
@@ -129,43 +133,24 @@ import Testing
         }
         // The worker holds its first burst, the queue fills, and the producer sleeps for room.
         #expect(eventually { engine.snapshot().totals.waits > 0 })
-        let stopper = TestThread { engine.stop(.discard) }
-        // Stopping wakes it, though no room was made: its packets are counted, not kept waiting.
-        #expect(eventually { producerReturned.load(ordering: .acquiring) })
-        handlerMayFinish.store(true, ordering: .releasing)
-        stopper.join()
-        producer.join()
-        let snapshot = engine.snapshot()
-        #expect(snapshot.totals.discardedAtStop > 0)
-        expectConservation(snapshot, offered: 10, releases: releases)
-    }
-
-    @Test func aProducerSleepingForRoomLeavesWhenItsProtocolIsUnregistered() throws {
-        let engine = try NetISR(configuration: configuration(1))
-        let releases = ReleaseCounter()
-        let handlerMayFinish = Atomic<Bool>(false)
-        try engine.register(
-            ProtocolRegistration(name: "held", number: 1, queueLimit: 2) { burst in
-                while !handlerMayFinish.load(ordering: .acquiring) { usleep(100) }
-                while burst.next() != nil {}
-            })
-        try engine.start()
-        let producerReturned = Atomic<Bool>(false)
-        let producer = TestThread {
-            for _ in 0..<10 { engine.dispatch(1, packet(releases), whenFull: .wait) }
-            producerReturned.store(true, ordering: .releasing)
+        // Stop and unregister both wait for the worker's handler call, but wake the producer at
+        // once, though no room was made: its packets are counted, not kept waiting.
+        let ender = TestThread {
+            switch end {
+            case .stop: engine.stop(.discard)
+            case .unregister: _ = try? engine.unregister(1)
+            }
         }
-        #expect(eventually { engine.snapshot().totals.waits > 0 })
-        // Unregister waits for the worker's handler call, but the producer leaves at once: the
-        // protocol is gone, so its packets are dropped for want of a handler.
-        let unregisterer = TestThread { _ = try? engine.unregister(1) }
         #expect(eventually { producerReturned.load(ordering: .acquiring) })
         handlerMayFinish.store(true, ordering: .releasing)
-        unregisterer.join()
+        ender.join()
         producer.join()
         engine.stop(.drain)
         let snapshot = engine.snapshot()
-        #expect(snapshot.totals.noHandlerDrops > 0)
+        switch end {
+        case .stop: #expect(snapshot.totals.discardedAtStop > 0)
+        case .unregister: #expect(snapshot.totals.noHandlerDrops > 0)
+        }
         expectConservation(snapshot, offered: 10, releases: releases)
     }
 
