@@ -280,9 +280,7 @@ extension EngineCore {
                     {
                         break
                     }
-                    stillRegistered =
-                        slot.current.load(ordering: .relaxed)?.toOpaque()
-                        == Unmanaged.passUnretained(registered).toOpaque()
+                    stillRegistered = slot.holds(registered)
                     if !stillRegistered { break }
                     if attempt == 0 { context.add(.waits, number, index, 1) }
                     attempt += 1
@@ -290,9 +288,7 @@ extension EngineCore {
                         backOff(attempt)
                     } else {
                         ring.waitForRoom(atMost: Self.roomWaitBound) {
-                            isRunning.load(ordering: .sequentiallyConsistent)
-                                && slot.current.load(ordering: .sequentiallyConsistent)?.toOpaque()
-                                    == Unmanaged.passUnretained(registered).toOpaque()
+                            isRunning.load(ordering: .sequentiallyConsistent) && slot.holds(registered)
                         }
                     }
                 }

@@ -65,7 +65,7 @@ extension EngineCore {
             slots[index].current.store(nil, ordering: .sequentiallyConsistent)
             registeredMask.bitwiseAnd(~(1 << UInt64(index)), ordering: .sequentiallyConsistent)
             // Producers asleep for room in its queues wake, see it gone and leave the gate.
-            for queue in registered.queues.elements { queue.ring?.wakeRoomWaiters() }
+            registered.wakeRoomWaiters()
             gate.waitForReaders { allContexts }
             // No reader can reach `registered` now: this thread is its rings' only consumer.
             for queue in registered.queues.elements {

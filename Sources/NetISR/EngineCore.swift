@@ -184,9 +184,7 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
             isRunning.store(false, ordering: .sequentiallyConsistent)
             stopRequest.store(mode == .drain ? 1 : 2, ordering: .sequentiallyConsistent)
             for workstream in workstreams { workstream.signal.signal() }
-            for registered in state.registered.compactMap({ $0 }) {
-                for queue in registered.queues.elements { queue.ring?.wakeRoomWaiters() }
-            }
+            for registered in state.registered.compactMap({ $0 }) { registered.wakeRoomWaiters() }
             for thread in state.threads { pthread_join(thread, nil) }
             state.threads = []
             state.started = false

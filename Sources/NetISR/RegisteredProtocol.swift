@@ -54,6 +54,11 @@ final class RegisteredProtocol: Sendable {
                     ring: registration.hasQueue ? PacketRing(capacityAtLeast: ringCapacity, limit: queueLimit) : nil)
             })
     }
+
+    /// Wakes every producer asleep for room in its queues (when the engine stops or it goes).
+    func wakeRoomWaiters() {
+        for queue in queues.elements { queue.ring?.wakeRoomWaiters() }
+    }
 }
 
 /// One protocol number's slot. The pointer is published with sequentially consistent stores and
@@ -62,4 +67,9 @@ final class ProtocolSlot: Sendable {
     let current = Atomic<Unmanaged<RegisteredProtocol>?>(nil)
     /// Packets offered to this number while nothing was registered.
     let noHandlerDrops = Atomic<Int>(0)
+
+    /// Whether `registered` is still the one published here.
+    func holds(_ registered: RegisteredProtocol) -> Bool {
+        current.load(ordering: .sequentiallyConsistent)?.toOpaque() == Unmanaged.passUnretained(registered).toOpaque()
+    }
 }
