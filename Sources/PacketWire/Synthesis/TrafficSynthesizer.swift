@@ -5,6 +5,9 @@
 // alternate request and response; ICMP flows are echo request/reply. A fifth of the flows are
 // IPv6 and a tenth carry an 802.1Q tag. Flows interleave at random; timestamps advance by
 // exponential gaps. Everything follows from the seed, so the same arguments give the same bytes.
+// Only addresses set aside for such use appear: clients in 10.0.0.0/8 (RFC 1918), servers in
+// 198.18.0.0/15 (RFC 2544's benchmarking range), IPv6 in 2001:db8::/32 (RFC 3849); servers
+// listen on ports their transport is used on (no NTP over TCP).
 // Frames are built in one reused buffer: nothing is allocated per packet.
 
 /// Generates synthetic Ethernet traffic.
@@ -78,13 +81,13 @@ public struct TrafficSynthesizer {
         for (number, count) in counts.enumerated() {
             let roll = random.below(100)
             let kind: Kind = roll < 70 ? .tcp : (roll < 93 ? .udp : .icmp)
-            let servers: [UInt16] = [443, 80, 53, 22, 8080, 123, 993, 5060]
+            let servers: [UInt16] = [443, 80, 53, 22, 8080, 25, 993, 5060]
             flows.append(
                 Flow(
                     kind: kind, ipv6: random.below(5) == 0,
                     vlan: random.below(10) == 0 ? UInt16(10 + random.below(90)) : nil,
                     client: 0x0A00_0000 | UInt32(number & 0xFFFF) << 8 | UInt32(1 + random.below(250)),
-                    server: 0xC633_6400 | UInt32(random.below(4096)),
+                    server: 0xC612_0000 | UInt32(random.below(4096)),
                     clientPort: UInt16(1_024 + (number % 60_000)),
                     serverPort: kind == .udp
                         ? [53, 123, 5060, 443][random.below(4)] : servers[random.below(servers.count)],
