@@ -13,7 +13,10 @@
 // mapped file that grows is read to its new end; one cut short reads as damage at the cut (the
 // provider guards its memory against SIGBUS; the zeros to the end of the last page are told from
 // a record by the file's size); one that cannot be mapped is read.
-// The buffered bytes a little ahead of the next record are prefetched (`prefetchAhead`).
+// The buffered bytes a little ahead of the next record are prefetched (`prefetchAhead`). An
+// enhanced packet block naming the interface the previous one named is read in place, its
+// fields loaded where they lie (`nextEnhancedPacketInPlace`); any other block, or one that fails
+// a check, goes through the general block walk, which reports the damage.
 //
 // Malformed input never traps: every length is checked before use, records before the damage are
 // delivered, and the damage is reported as a CaptureError with its byte offset. The format is
@@ -69,6 +72,10 @@ public final class CaptureReader {
     private var pcapLinkType = LinkType.ethernet
     private var pcapSnapLength = 0
     private var section = PcapngSection()
+    /// The interface the last enhanced packet block named, when its timestamps convert by one
+    /// multiplication (decimal units, no offset): the next block naming it is read in place
+    /// (`nextEnhancedPacketInPlace`). Reset with every section.
+    private var lastInterface: (id: Int, linkType: LinkType, nanosecondsPerUnit: UInt64)?
     /// Drops the statistics blocks of sections already ended reported (nil: none said).
     private var droppedInEarlierSections: UInt64?
 
@@ -369,7 +376,46 @@ public final class CaptureReader {
             fileOffset: offset)
     }
 
+    /// The next pcapng record: in place when it is an enhanced packet block of `lastInterface`,
+    /// whole within the buffer and sound (most blocks of most files), else by the general walk
+    /// below, which also reports any damage. Both give the same record for such a block.
+    @inline(__always)
     private func nextPcapngRecord() throws(CaptureError) -> CaptureRecord? {
+        if let record = nextEnhancedPacketInPlace() { return record }
+        return try nextPcapngBlock()
+    }
+
+    /// An enhanced packet block of `lastInterface` read where it lies, or nil (nothing consumed)
+    /// if the next block is anything else: another type or interface, not all in the buffer,
+    /// or failing any of the general walk's checks.
+    @inline(__always)
+    private func nextEnhancedPacketInPlace() -> CaptureRecord? {
+        guard let interface = lastInterface, end - start >= 32 else { return nil }
+        let block = UnsafeRawPointer(buffer + start)
+        let bigEndian = section.bigEndian
+        @inline(__always) func field(_ offset: Int) -> UInt32 {
+            let raw = block.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
+        }
+        let length = Int(field(4))
+        guard field(0) == 6, length % 4 == 0, length >= 32, length <= end - start,
+            Int(field(8)) == interface.id
+        else { return nil }
+        let captured = Int(field(20))
+        guard captured <= Self.maximumCapturedLength, 28 + captured <= length - 4, Int(field(length - 4)) == length
+        else { return nil }
+        let (timestamp, overflow) = (UInt64(field(12)) << 32 | UInt64(field(16))).multipliedReportingOverflow(
+            by: interface.nanosecondsPerUnit)
+        guard !overflow, timestamp <= UInt64(Int64.max) else { return nil }
+        let offset = bytesRead
+        start += length
+        prefetchAhead()
+        return CaptureRecord(
+            bytes: UnsafeRawBufferPointer(start: block + 28, count: captured), originalLength: Int(field(24)),
+            timestamp: timestamp, linkType: interface.linkType, interfaceID: interface.id, fileOffset: offset)
+    }
+
+    private func nextPcapngBlock() throws(CaptureError) -> CaptureRecord? {
         while true {
             let offset = bytesRead
             guard try ensure(8) else {
@@ -425,6 +471,7 @@ public final class CaptureReader {
             let record = try section.packet(type: type, block: block, at: offset)
             start += length
             prefetchAhead()
+            if type == 6, let record { lastInterface = section.inPlaceReading(record.interfaceID) }
             if let record { return record }
         }
     }
@@ -457,6 +504,7 @@ public final class CaptureReader {
         }
         droppedInEarlierSections = Self.adding(droppedInEarlierSections, section.drops.values)
         section = PcapngSection(bigEndian: bigEndian)
+        lastInterface = nil
         start += length
     }
 }

@@ -157,6 +157,18 @@ struct PcapngSection {
         }
     }
 
+    /// What reading interface `id`'s enhanced packet blocks in place needs (`CaptureReader`):
+    /// nil unless its timestamps are decimal units of at most a nanosecond with no offset, which
+    /// convert by one multiplication (`PcapngInterface.nanoseconds` does the same for them).
+    func inPlaceReading(_ id: Int) -> (id: Int, linkType: LinkType, nanosecondsPerUnit: UInt64)? {
+        guard id >= 0, id < interfaces.count else { return nil }
+        let interface = interfaces[id]
+        guard !interface.binary, interface.exponent <= 9, interface.offsetSeconds == 0 else { return nil }
+        var scale: UInt64 = 1
+        for _ in 0..<(9 - Int(interface.exponent)) { scale *= 10 }
+        return (id, interface.linkType, scale)
+    }
+
     private func interface(_ id: Int, at offset: Int) throws(CaptureError) -> PcapngInterface {
         guard id >= 0, id < interfaces.count else {
             throw CaptureError(.unknownInterface, at: offset, "a packet names interface \(id), which was not described")
