@@ -27,18 +27,44 @@ import Testing
         return output + encoder.finish()
     }
 
-    /// `compressed` decompressed by our decoder (nil on an error).
-    static func decode(_ compressed: [UInt8]) -> [UInt8]? {
+    /// `compressed` decompressed by our decoder (nil on an error), asking for `reads` bytes at a
+    /// time, in turn.
+    static func decode(_ compressed: [UInt8], reads: [Int] = [1 << 16]) -> [UInt8]? {
         let source = GzipCaptureSource(MemoryCaptureSource(compressed), prefix: [])
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var chunk = [UInt8](repeating: 0, count: reads.max()!)
+        var call = 0
         do {
             while true {
-                let count = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
+                let wanted = reads[call % reads.count]
+                call += 1
+                let count = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: wanted) }
                 if count == 0 { return output }
                 output += chunk[0..<count]
             }
         } catch { return nil }
+    }
+
+    /// The decoder keeps the last 32 KiB of each read's output for matches that reach back past
+    /// the next read's: reads of every size — single bytes, shorter than a match or its distance,
+    /// around the window's size — give the input, from our encoder and from gzip's (levels 1 and 9).
+    @Test(arguments: [[1], [3, 7, 8, 9], [31, 1, 258], [4_096], [32_767, 5], [32_768], [40_000, 2], [100_003]])
+    func decodedInReadsOfAnySizeIsTheInput(reads: [Int]) throws {
+        // Each input's first 70,000 bytes: two windows and more.
+        for (name, whole) in Self.inputs where name != "random" {
+            let input = Array(whole.prefix(70_000))
+            var encodings = [("ours", Self.encode(input, blockSize: 65_536))]
+            for level in [1, 9] {
+                let tag = "reads-\(reads.map(String.init).joined(separator: "_"))-\(name.filter(\.isLetter))-\(level)"
+                if let compressed = try GzipCaptureTests.throughGzip(input, options: "-\(level)", tag: tag) {
+                    encodings.append(("gzip -\(level)", compressed))
+                }
+            }
+            for (encoder, compressed) in encodings {
+                let decoded = Self.decode(compressed, reads: reads) == input
+                #expect(decoded, "\(name) from \(encoder) in reads of \(reads)")
+            }
+        }
     }
 
     static let inputs: [(name: String, bytes: [UInt8])] = {

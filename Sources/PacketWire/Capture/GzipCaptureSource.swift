@@ -23,7 +23,8 @@ final class GzipCaptureSource: CaptureSource {
     @exclusivity(unchecked) private var bits: UInt64 = 0
     @exclusivity(unchecked) private var bitCount = 0
 
-    /// The last 32 KiB produced (a match's source), as a ring.
+    /// The last 32 KiB produced before the current `read` call's output (a match's source when
+    /// it reaches back past that output), as a ring; brought up to date at the end of each call.
     private let window: UnsafeMutablePointer<UInt8>
     @exclusivity(unchecked) private var windowEnd = 0
     /// Bytes produced in this member (a distance may not reach before its start).
@@ -72,7 +73,10 @@ final class GzipCaptureSource: CaptureSource {
         let output = destination.assumingMemoryBound(to: UInt8.self)
         // The checksum covers the output in spans: up to `checked`, then the rest.
         var checked = 0
-        defer { crc.add(UnsafeBufferPointer(start: output + checked, count: written - checked)) }
+        defer {
+            crc.add(UnsafeBufferPointer(start: output + checked, count: written - checked))
+            remember(output, count: written)
+        }
         while written < count {
             switch state {
             case .finished:
@@ -222,24 +226,29 @@ final class GzipCaptureSource: CaptureSource {
     private func decodeCodes(
         into output: UnsafeMutablePointer<UInt8>, written: inout Int, count: Int
     ) throws(CaptureError) {
+        // The tables by pointer for the loop: passed as values, each symbol retained and released
+        // their storage (a fifth of a gzip replay).
+        try literals.entries.withUnsafeBufferPointer { (literals) throws(CaptureError) in
+            try distances.entries.withUnsafeBufferPointer { (distances) throws(CaptureError) in
+                try decodeCodes(
+                    into: output, written: &written, count: count, literals: literals.baseAddress!,
+                    distances: distances.baseAddress!)
+            }
+        }
+    }
+
+    private func decodeCodes(
+        into output: UnsafeMutablePointer<UInt8>, written: inout Int, count: Int, literals: UnsafePointer<UInt16>,
+        distances: UnsafePointer<UInt16>
+    ) throws(CaptureError) {
         // Read once per call: a static table read in the loop costs a `swift_once` call each time.
         let (lengthBase, lengthExtra) = (DeflateCodes.lengthBase, DeflateCodes.lengthExtra)
         let (distanceBase, distanceExtra) = (DeflateCodes.distanceBase, DeflateCodes.distanceExtra)
         while written < count {
             if pendingLength > 0 {
                 let copied = min(pendingLength, count - written)
-                let mask = Self.windowSize - 1
-                var (from, to) = ((windowEnd - pendingDistance) & mask, windowEnd)
-                for offset in 0..<copied {
-                    let byte = window[from]
-                    output[written + offset] = byte
-                    window[to] = byte
-                    from = (from + 1) & mask
-                    to = (to + 1) & mask
-                }
-                (written, windowEnd, produced, pendingLength) = (
-                    written + copied, to, produced + copied, pendingLength - copied
-                )
+                copyMatch(copied, distance: pendingDistance, to: output, at: &written)
+                (produced, pendingLength) = (produced + copied, pendingLength - copied)
                 continue
             }
             let at = offset
@@ -265,9 +274,52 @@ final class GzipCaptureSource: CaptureSource {
     private func emit(_ byte: UInt8, to output: UnsafeMutablePointer<UInt8>, at written: inout Int) {
         output[written] = byte
         written += 1
-        window[windowEnd] = byte
-        windowEnd = (windowEnd + 1) & (Self.windowSize - 1)
         produced += 1
+    }
+
+    /// Copies `count` bytes from `distance` bytes back: from the window while the source lies
+    /// before this call's output, then from the output itself, eight bytes at a step when the
+    /// distance allows (each step reads only bytes already written; a shorter distance repeats
+    /// them byte by byte, as DEFLATE means it to).
+    @inline(__always)
+    private func copyMatch(
+        _ count: Int, distance: Int, to output: UnsafeMutablePointer<UInt8>, at written: inout Int
+    ) {
+        var remaining = count
+        while remaining > 0 && distance > written {
+            output[written] = window[(windowEnd - (distance - written)) & (Self.windowSize - 1)]
+            written += 1
+            remaining -= 1
+        }
+        if distance >= 8 {
+            while remaining >= 8 {
+                let chunk = UnsafeRawPointer(output + written - distance).loadUnaligned(as: UInt64.self)
+                UnsafeMutableRawPointer(output + written).storeBytes(of: chunk, as: UInt64.self)
+                written += 8
+                remaining -= 8
+            }
+        }
+        while remaining > 0 {
+            output[written] = output[written - distance]
+            written += 1
+            remaining -= 1
+        }
+    }
+
+    /// Keeps the last 32 KiB of what a `read` call wrote to `output` (its first `count` bytes) in
+    /// the window, after what was there: the source of matches that reach back past the next
+    /// call's output. Once per call, not per byte.
+    private func remember(_ output: UnsafeMutablePointer<UInt8>, count: Int) {
+        let size = Self.windowSize
+        if count >= size {
+            window.update(from: output + count - size, count: size)
+            windowEnd = 0
+            return
+        }
+        let first = min(count, size - windowEnd)
+        (window + windowEnd).update(from: output, count: first)
+        window.update(from: output + first, count: count - first)
+        windowEnd = (windowEnd + count) & (size - 1)
     }
 
     // MARK: Bits
@@ -337,16 +389,22 @@ final class GzipCaptureSource: CaptureSource {
         bitCount -= drop
     }
 
-    /// Decodes one symbol: peeks up to 15 bits (fewer at the very end of the input).
-    @inline(__always)
+    /// Decodes one symbol with `table`.
     private func decode(_ table: HuffmanTable) throws(CaptureError) -> Int {
+        try table.entries.withUnsafeBufferPointer { (entries) throws(CaptureError) in try decode(entries.baseAddress!) }
+    }
+
+    /// Decodes one symbol with a table's entries (`HuffmanTable`): peeks up to 15 bits (fewer at
+    /// the very end of the input).
+    @inline(__always)
+    private func decode(_ entries: UnsafePointer<UInt16>) throws(CaptureError) -> Int {
         if bitCount < HuffmanTable.maximumLength {
             do throws(CaptureError) { try need(HuffmanTable.maximumLength) } catch {
                 // The last code of the input may be shorter than the peek.
                 guard bitCount > 0 else { throw error }
             }
         }
-        let entry = table.entries[Int(bits & UInt64(HuffmanTable.entryMask))]
+        let entry = entries[Int(bits & UInt64(HuffmanTable.entryMask))]
         let length = Int(entry >> 9)
         guard length > 0, length <= bitCount else {
             throw damage(length == 0 ? "invalid Huffman code" : "the gzip data ends inside a code", at: offset)
