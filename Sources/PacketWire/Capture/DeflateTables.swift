@@ -22,13 +22,22 @@ enum DeflateCodes {
     ]
 }
 
-/// A canonical Huffman code as a table indexed by the next 15 input bits (least significant
-/// first, as DEFLATE packs codes): each entry holds the symbol (low 9 bits) and its code's length
-/// (the rest); 0 where no code starts.
+/// A canonical Huffman code as a two-level lookup table. The first level is indexed by the next
+/// 9 input bits (least significant first, as DEFLATE packs codes): an entry holds the symbol (low
+/// 9 bits) and its code's length (the next 6), or, for the 9-bit prefix of longer codes, a link
+/// (`linkFlag`, and the start of a 64-entry second-level table in the upper 16 bits) indexed by
+/// the 6 bits after them. 0 where no code starts. Built per dynamic block, so its size matters: a
+/// single table of 2^15 entries took a third of a replay of a file gzip -6 made (a new code every
+/// few tens of KiB); this one is 512 entries plus 64 for each prefix of a long code.
 struct HuffmanTable {
     static let maximumLength = 15
-    static let entryMask = (1 << maximumLength) - 1
-    var entries: [UInt16]
+    /// Bits the first level is indexed by.
+    static let rootBits = 9
+    /// Bits a second-level table is indexed by (those after the first `rootBits`).
+    static let subtableBits = maximumLength - rootBits
+    /// Set in a first-level entry that links to a second-level table.
+    static let linkFlag: UInt32 = 1 << 15
+    var entries: [UInt32]
 
     init() { entries = [] }
 
@@ -47,20 +56,36 @@ struct HuffmanTable {
         if left > 0 && !(allowsIncomplete && used <= 1) && used > 0 { return nil }
         var next = [Int](repeating: 0, count: Self.maximumLength + 2)
         for length in 1...Self.maximumLength { next[length + 1] = (next[length] + counts[length]) << 1 }
-        entries = [UInt16](repeating: 0, count: 1 << Self.maximumLength)
+        var entries = [UInt32](repeating: 0, count: 1 << Self.rootBits)
         for (symbol, length) in lengths.enumerated() where length > 0 {
             let length = Int(length)
             let code = next[length]
             next[length] += 1
             var reversed = 0
             for bit in 0..<length where code & (1 << bit) != 0 { reversed |= 1 << (length - 1 - bit) }
-            let entry = UInt16(length << 9 | symbol)
+            let entry = UInt32(length << 9 | symbol)
+            // Every index whose low `length` bits are the code (the rest are the next code's).
+            var start = 0
             var index = reversed
-            while index < entries.count {
-                entries[index] = entry
-                index += 1 << length
+            var step = 1 << length
+            var end = 1 << Self.rootBits
+            if length > Self.rootBits {
+                let prefix = reversed & ((1 << Self.rootBits) - 1)
+                if entries[prefix] & Self.linkFlag == 0 {
+                    entries[prefix] = Self.linkFlag | UInt32(entries.count) << 16
+                    entries.append(contentsOf: repeatElement(0, count: 1 << Self.subtableBits))
+                }
+                start = Int(entries[prefix] >> 16)
+                index = reversed >> Self.rootBits
+                step = 1 << (length - Self.rootBits)
+                end = 1 << Self.subtableBits
+            }
+            while index < end {
+                entries[start + index] = entry
+                index += step
             }
         }
+        self.entries = entries
     }
 
     static let fixedLiterals = HuffmanTable(

@@ -238,8 +238,8 @@ final class GzipCaptureSource: CaptureSource {
     }
 
     private func decodeCodes(
-        into output: UnsafeMutablePointer<UInt8>, written: inout Int, count: Int, literals: UnsafePointer<UInt16>,
-        distances: UnsafePointer<UInt16>
+        into output: UnsafeMutablePointer<UInt8>, written: inout Int, count: Int, literals: UnsafePointer<UInt32>,
+        distances: UnsafePointer<UInt32>
     ) throws(CaptureError) {
         // Read once per call: a static table read in the loop costs a `swift_once` call each time.
         let (lengthBase, lengthExtra) = (DeflateCodes.lengthBase, DeflateCodes.lengthExtra)
@@ -397,15 +397,19 @@ final class GzipCaptureSource: CaptureSource {
     /// Decodes one symbol with a table's entries (`HuffmanTable`): peeks up to 15 bits (fewer at
     /// the very end of the input).
     @inline(__always)
-    private func decode(_ entries: UnsafePointer<UInt16>) throws(CaptureError) -> Int {
+    private func decode(_ entries: UnsafePointer<UInt32>) throws(CaptureError) -> Int {
         if bitCount < HuffmanTable.maximumLength {
             do throws(CaptureError) { try need(HuffmanTable.maximumLength) } catch {
                 // The last code of the input may be shorter than the peek.
                 guard bitCount > 0 else { throw error }
             }
         }
-        let entry = entries[Int(bits & UInt64(HuffmanTable.entryMask))]
-        let length = Int(entry >> 9)
+        var entry = entries[Int(bits & ((1 << UInt64(HuffmanTable.rootBits)) - 1))]
+        if entry & HuffmanTable.linkFlag != 0 {
+            let next = (bits >> UInt64(HuffmanTable.rootBits)) & ((1 << UInt64(HuffmanTable.subtableBits)) - 1)
+            entry = entries[Int(entry >> 16) + Int(next)]
+        }
+        let length = Int((entry >> 9) & 0x3F)
         guard length > 0, length <= bitCount else {
             throw damage(length == 0 ? "invalid Huffman code" : "the gzip data ends inside a code", at: offset)
         }
