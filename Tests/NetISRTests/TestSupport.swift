@@ -6,8 +6,23 @@ import Synchronization
 import Testing
 
 /// Counts every packet released through it.
+///
+/// Every counter lives as long as the process: packets hold their owner unretained, so an owner
+/// must outlive its packets, and a test's engine can outlive the test's own reference to its
+/// counter — locals end in reverse order of declaration, most tests make the counter after the
+/// engine, and an engine still holding packets (a producer's dispatch racing `stop`, a queue a
+/// test leaves full) releases them at its deinit. A freed counter there was a use after free
+/// that went unnoticed until its memory was reused (a crash in CI, `Packet.deinit` from
+/// `PacketRing.deinit`).
 final class ReleaseCounter: PacketOwner, @unchecked Sendable {
+    private static let all = Locked<[ReleaseCounter]>([])
     let released = Atomic<Int>(0)
+
+    override init() {
+        super.init()
+        Self.all.withLock { $0.append(self) }
+    }
+
     override func release(_ bytes: UnsafeRawBufferPointer) {
         released.wrappingAdd(1, ordering: .relaxed)
     }
