@@ -232,7 +232,7 @@ public final class Replay: Sendable {
         }
     }
 
-    private func replay(_ file: String, index: Int, session: Session, state: inout ReaderState) throws {
+    func replay(_ file: String, index: Int, session: Session, state: inout ReaderState) throws {
         let engine = session.engine
         let whenFull = session.whenFull
         let reader = try CaptureReader(path: file, buffers: session.arena)

@@ -129,7 +129,9 @@ enum ReplayRegistration {
                 name: "ether", number: ReplayProtocol.ether, queueLimit: queueLimit, ordering: etherOrdering,
                 dispatchPolicy: .direct
             ) {
-                burst in
+                // Unowned: the engine keeps this handler, so a strong reference here would keep
+                // the engine — its rings, its accounts' tables — alive after every replay.
+                [unowned engine] burst in
                 let forwarder = forwarders[burst.workstreamID]
                 let link = accounts.links + burst.workstreamID
                 while let packet = burst.next() {
