@@ -346,10 +346,7 @@ public final class CaptureReader {
         }
         // `ensure(16)` made the 16 header bytes available at `start`.
         let header = UnsafeRawPointer(buffer + start)
-        @inline(__always) func field(_ offset: Int) -> UInt32 {
-            let raw = header.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-            return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
-        }
+        @inline(__always) func field(_ offset: Int) -> UInt32 { Self.u32(header, offset, bigEndian: bigEndian) }
         let seconds = UInt64(field(0))
         let fraction = UInt64(field(4))
         let captured = Int(field(8))
@@ -376,6 +373,14 @@ public final class CaptureReader {
             fileOffset: offset)
     }
 
+    /// A 32-bit field of a record or block header in the buffer, read in place (both record
+    /// readers' common case, inlined; `ByteView` checks bounds the caller has already checked).
+    @inline(__always)
+    private static func u32(_ base: UnsafeRawPointer, _ offset: Int, bigEndian: Bool) -> UInt32 {
+        let raw = base.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+        return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
+    }
+
     /// The next pcapng record: in place when it is an enhanced packet block of `lastInterface`,
     /// whole within the buffer and sound (most blocks of most files), else by the general walk
     /// below, which also reports any damage. Both give the same record for such a block.
@@ -393,10 +398,7 @@ public final class CaptureReader {
         guard let interface = lastInterface, end - start >= 32 else { return nil }
         let block = UnsafeRawPointer(buffer + start)
         let bigEndian = section.bigEndian
-        @inline(__always) func field(_ offset: Int) -> UInt32 {
-            let raw = block.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-            return bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw)
-        }
+        @inline(__always) func field(_ offset: Int) -> UInt32 { Self.u32(block, offset, bigEndian: bigEndian) }
         let length = Int(field(4))
         guard field(0) == 6, length % 4 == 0, length >= 32, length <= end - start,
             Int(field(8)) == interface.id

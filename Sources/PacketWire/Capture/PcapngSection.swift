@@ -12,6 +12,14 @@ struct PcapngInterface {
     /// Seconds added to every timestamp.
     var offsetSeconds: Int64 = 0
 
+    /// Nanoseconds in a timestamp unit, when units are decimal and at most a nanosecond.
+    var decimalNanosecondsPerUnit: UInt64? {
+        guard !binary, exponent <= 9 else { return nil }
+        var scale: UInt64 = 1
+        for _ in 0..<(9 - Int(exponent)) { scale *= 10 }
+        return scale
+    }
+
     /// Nanoseconds since the epoch for a raw timestamp, saturating instead of overflowing.
     func nanoseconds(_ raw: UInt64) -> UInt64 {
         var value: UInt64
@@ -25,9 +33,7 @@ struct PcapngInterface {
             } else {
                 value = high >> shift == 0 ? (high << (64 - shift)) | (low >> shift) : .max
             }
-        } else if exponent <= 9 {
-            var scale: UInt64 = 1
-            for _ in 0..<(9 - Int(exponent)) { scale *= 10 }
+        } else if let scale = decimalNanosecondsPerUnit {
             let (product, overflow) = raw.multipliedReportingOverflow(by: scale)
             value = overflow ? .max : product
         } else {
@@ -163,9 +169,7 @@ struct PcapngSection {
     func inPlaceReading(_ id: Int) -> (id: Int, linkType: LinkType, nanosecondsPerUnit: UInt64)? {
         guard id >= 0, id < interfaces.count else { return nil }
         let interface = interfaces[id]
-        guard !interface.binary, interface.exponent <= 9, interface.offsetSeconds == 0 else { return nil }
-        var scale: UInt64 = 1
-        for _ in 0..<(9 - Int(interface.exponent)) { scale *= 10 }
+        guard interface.offsetSeconds == 0, let scale = interface.decimalNanosecondsPerUnit else { return nil }
         return (id, interface.linkType, scale)
     }
 
