@@ -23,7 +23,8 @@ import Synchronization
 
 /// How `stop` treats packets still queued.
 public enum StopMode: Sendable {
-    /// Workers handle everything queued, then exit.
+    /// Everything queued is handled — by the workers, or by the stopping thread when none run —
+    /// then the workers exit.
     case drain
     /// Workers exit at once; queued packets are released and counted as discarded.
     case discard
@@ -175,20 +176,24 @@ final class EngineCore: @unchecked Sendable {  // unchecked: all mutable state i
         try result.get()
     }
 
+    /// Stops the workers (if running), then leaves no packet queued: with `.drain` the calling
+    /// thread handles what the workers did not — everything, for an engine never started or
+    /// dispatched to after a stop — and with `.discard` what is left is released and counted.
     func stop(_ mode: StopMode) {
         control.withLock { state in
-            guard state.started else { return }
-            if isManual, mode == .drain {
+            if state.started {
+                isRunning.store(false, ordering: .sequentiallyConsistent)
+                stopRequest.store(mode == .drain ? 1 : 2, ordering: .sequentiallyConsistent)
+                for workstream in workstreams { workstream.signal.signal() }
+                for registered in state.registered.compactMap({ $0 }) { registered.wakeRoomWaiters() }
+                for thread in state.threads { pthread_join(thread, nil) }
+                state.threads = []
+                state.started = false
+            }
+            // No worker runs now: this thread is the only consumer of every ring.
+            if mode == .drain {
                 while workstreams.contains(where: { runPass($0) }) {}
             }
-            isRunning.store(false, ordering: .sequentiallyConsistent)
-            stopRequest.store(mode == .drain ? 1 : 2, ordering: .sequentiallyConsistent)
-            for workstream in workstreams { workstream.signal.signal() }
-            for registered in state.registered.compactMap({ $0 }) { registered.wakeRoomWaiters() }
-            for thread in state.threads { pthread_join(thread, nil) }
-            state.threads = []
-            state.started = false
-            // Workers are gone: this thread is now the only consumer of every ring.
             for registered in state.registered.compactMap({ $0 }) {
                 for queue in registered.queues.elements {
                     if let discarded = queue.ring?.discardAll(), discarded > 0 {

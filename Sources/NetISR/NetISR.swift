@@ -47,8 +47,12 @@ public final class NetISR: Sendable {
     /// Starts one worker thread per workstream.
     public func start() throws(NetISRError) { try core.start() }
 
-    /// Stops the workers. With `.drain` they first handle everything queued; with `.discard`
-    /// queued packets are released and counted as discarded. The engine can be started again.
+    /// Stops the workers. With `.drain` everything queued is handled first (by the calling thread
+    /// for an engine never started, or for packets dispatched since the last stop); with
+    /// `.discard` queued packets are released and counted as discarded. Either way no packet is
+    /// left queued when it returns, unless another thread dispatches meanwhile: packets
+    /// dispatched to a stopped engine wait in their queues (or are dropped when these are full)
+    /// until the next `start` or `stop`. The engine can be started again.
     public func stop(_ mode: StopMode = .drain) { core.stop(mode) }
 
     // MARK: Registration
