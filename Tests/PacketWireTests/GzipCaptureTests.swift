@@ -1,6 +1,6 @@
 // Gzip-compressed captures: read as they decompress, they give the records of the plain file —
 // compressed by gzip itself at every level (dynamic Huffman blocks; fixed ones for a few packets;
-// stored blocks for bytes that do not compress), a stored block made by hand, several members with
+// stored blocks for bytes that do not compress), stored blocks made by hand, several members with
 // padding after them, a pipe — and damage (truncation anywhere, bit flips, a wrong CRC) is a
 // CaptureError, never a trap or a hang. Skips with a message where gzip is not installed (Debian
 // always has it).
@@ -196,28 +196,52 @@ import Testing
         }
     }
 
-    /// A stored block made by hand (to check its length test): its bytes come out
-    /// as they are; a length whose check fails is refused.
-    @Test func aStoredBlockIsCopied() throws {
-        let plain = try Self.capture(packets: 3)
+    /// Stored blocks made by hand: their bytes come out as they are, in blocks of any size (one
+    /// byte; across the 64 KiB input buffer; the largest, 65,535); a length whose check fails is
+    /// refused; a member cut inside a block's data is an error at the cut, after the records
+    /// before it.
+    @Test func storedBlocksAreCopied() throws {
+        let plain = try Self.capture(packets: 400, randomPayloads: true)
+        #expect(plain.count > 1 << 17)
         var crc = CRC32()
         for byte in plain { crc.add(byte) }
         func le(_ value: UInt32, _ count: Int) -> [UInt8] {
             (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
-        let length = UInt32(plain.count)
-        let member: ([UInt8]) -> [UInt8] = { lengths in
-            [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3, 0x01] + lengths + plain + le(crc.value, 4) + le(length, 4)
+        func member(blockSize: Int, checkFails: Bool = false) -> [UInt8] {
+            var bytes: [UInt8] = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3]
+            for start in stride(from: 0, to: plain.count, by: blockSize) {
+                let block = plain[start..<min(start + blockSize, plain.count)]
+                let length = UInt32(block.count)
+                bytes.append(start + blockSize >= plain.count ? 1 : 0)
+                bytes += le(length, 2) + le(checkFails ? length : ~length, 2) + block
+            }
+            return bytes + le(crc.value, 4) + le(UInt32(plain.count), 4)
         }
-        let good = try Self.write(member(le(length, 2) + le(~length, 2)), "stored.gz")
-        let bad = try Self.write(member(le(length, 2) + le(length, 2)), "stored-bad.gz")
         let plainPath = try Self.write(plain, "stored-plain")
-        defer {
-            unlink(good)
-            unlink(bad)
-            unlink(plainPath)
+        defer { unlink(plainPath) }
+        let expected = Self.records(plainPath).records
+        for blockSize in [1, 1_000, 65_535] {
+            let compressed = member(blockSize: blockSize)
+            let path = try Self.write(compressed, "stored-\(blockSize).gz")
+            defer { unlink(path) }
+            let read = Self.records(path)
+            #expect(read.error == nil && read.records == expected, "blocks of \(blockSize)")
+            for reads in [[1], [7, 4_096], [65_536], [100_003]] {
+                let decoded = GzipWriterTests.decode(compressed, reads: reads) == plain
+                #expect(decoded, "blocks of \(blockSize) in reads of \(reads)")
+            }
         }
-        #expect(Self.records(good).records == Self.records(plainPath).records && Self.records(good).error == nil)
+        let whole = member(blockSize: 65_535)
+        for cut in [16, 1_000, 65_000, 65_545, 65_600, 131_000] {
+            let path = try Self.write(Array(whole[..<cut]), "stored-cut.gz")
+            defer { unlink(path) }
+            let read = Self.records(path)
+            #expect(read.error?.code == .truncatedRecord && read.error?.offset == cut, "cut at \(cut)")
+            #expect(read.records.count < expected.count && Array(expected.prefix(read.records.count)) == read.records)
+        }
+        let bad = try Self.write(member(blockSize: 65_535, checkFails: true), "stored-bad.gz")
+        defer { unlink(bad) }
         #expect(Self.records(bad).error?.message == "damaged gzip data: stored block length check failed")
     }
 }

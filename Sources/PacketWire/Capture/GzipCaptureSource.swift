@@ -98,9 +98,10 @@ final class GzipCaptureSource: CaptureSource {
                     state = .blockHeader
                     continue
                 }
-                let byte = try takeByte()
-                emit(byte, to: output, at: &written)
-                state = .stored(remaining: remaining - 1)
+                let copied = try copyStored(min(remaining, count - written), to: output + written)
+                written += copied
+                produced += copied
+                state = .stored(remaining: remaining - copied)
             case .codes:
                 try decodeCodes(into: output, written: &written, count: count)
             case .trailer:
@@ -268,6 +269,28 @@ final class GzipCaptureSource: CaptureSource {
                 guard pendingDistance <= produced else { throw damage("distance reaches before the data", at: at) }
             }
         }
+    }
+
+    /// Copies up to `count` (≥ 1) bytes of a stored block's data: the whole bytes still in the bit
+    /// buffer first (the block's data starts on a byte boundary), then straight from the input
+    /// buffer, refilled once if it is empty. Returns how many it copied (at least one).
+    private func copyStored(_ count: Int, to output: UnsafeMutablePointer<UInt8>) throws(CaptureError) -> Int {
+        var copied = 0
+        while copied < count && bitCount >= 8 {
+            output[copied] = UInt8(truncatingIfNeeded: bits)
+            bits >>= 8
+            bitCount -= 8
+            copied += 1
+        }
+        guard copied < count else { return copied }
+        if inStart == inEnd {
+            try refillBuffer()
+            guard inStart < inEnd else { throw CaptureError(.truncatedRecord, at: offset, "the gzip data ends early") }
+        }
+        let run = min(count - copied, inEnd - inStart)
+        (output + copied).update(from: inBuffer + inStart, count: run)
+        inStart += run
+        return copied + run
     }
 
     @inline(__always)
