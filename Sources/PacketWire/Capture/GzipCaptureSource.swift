@@ -285,7 +285,7 @@ final class GzipCaptureSource: CaptureSource {
         guard copied < count else { return copied }
         if inStart == inEnd {
             try refillBuffer()
-            guard inStart < inEnd else { throw CaptureError(.truncatedRecord, at: offset, "the gzip data ends early") }
+            guard inStart < inEnd else { throw endedEarly() }
         }
         let run = min(count - copied, inEnd - inStart)
         (output + copied).update(from: inBuffer + inStart, count: run)
@@ -350,6 +350,11 @@ final class GzipCaptureSource: CaptureSource {
     /// The compressed file's offset of the next unconsumed byte.
     private var offset: Int { inBase + inStart - bitCount / 8 }
 
+    /// The input ended inside the compressed data.
+    private func endedEarly() -> CaptureError {
+        CaptureError(.truncatedRecord, at: offset, "the gzip data ends early")
+    }
+
     private func damage(_ what: String, at offset: Int) -> CaptureError {
         CaptureError(.damagedCompression, at: offset, "damaged gzip data: \(what)")
     }
@@ -385,7 +390,7 @@ final class GzipCaptureSource: CaptureSource {
             if inStart == inEnd {
                 try refillBuffer()
                 guard inStart < inEnd else {
-                    throw CaptureError(.truncatedRecord, at: offset, "the gzip data ends early")
+                    throw endedEarly()
                 }
             }
             bits |= UInt64(inBuffer[inStart]) << UInt64(bitCount)
