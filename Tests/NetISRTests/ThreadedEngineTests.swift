@@ -135,6 +135,37 @@ import Testing
         #expect(releases.count == 6)
     }
 
+    /// Producers keep dispatching while the engine stops, in either mode, and after: every packet
+    /// ends handled or dropped by a reason (none left queued once the producers are done and the
+    /// engine stops again), and each is released exactly once.
+    @Test(arguments: [StopMode.drain, .discard])
+    func stoppingUnderTrafficLosesNothing(_ mode: StopMode) throws {
+        let engine = try NetISR(configuration: configuration(2))
+        let releases = ReleaseCounter()
+        let handled = Atomic<Int>(0)
+        try engine.register(
+            ProtocolRegistration(name: "ip", number: 1, queueLimit: 64) { burst in
+                while burst.next() != nil { handled.wrappingAdd(1, ordering: .relaxed) }
+            })
+        try engine.start()
+        let perProducer = 20_000
+        let producers = (0..<2).map { producer in
+            TestThread {
+                for sequence in 0..<perProducer {
+                    engine.dispatch(1, packet(releases, source: UInt32(producer), flow: UInt32(sequence % 97)))
+                }
+            }
+        }
+        #expect(eventually { engine.snapshot().totals.offered > perProducer / 2 })
+        engine.stop(mode)
+        for producer in producers { producer.join() }
+        engine.stop(mode)
+        let totals = engine.snapshot().totals
+        #expect(totals.stillQueued == 0)
+        #expect(totals.handled == handled.load(ordering: .relaxed))
+        expectConservation(engine.snapshot(), offered: 2 * perProducer, releases: releases)
+    }
+
     @Test func losslessModeWaitsForRoomInsteadOfDropping() throws {
         let engine = try NetISR(configuration: configuration(1))
         let releases = ReleaseCounter()
