@@ -9,8 +9,9 @@
 //   time it dispatches to this engine.
 // - The packet path reads protocol slots inside `gate` (see ReaderGate) and otherwise uses only
 //   atomics (PacketRing, Workstream) and its own ProducerContext.
-// - No handler is ever called with `control` or `contexts` held; `giant` is held only around
-//   handler calls.
+// - No handler is called with `contexts` held, nor with `control` held except by `stop`, which
+//   joins the workers and then, under `control`, runs the passes that handle what no worker
+//   took (hence: no control call from a handler). `giant` is held only around handler calls.
 
 import CNetISRShim
 import Synchronization

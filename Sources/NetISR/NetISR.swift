@@ -23,8 +23,9 @@
 /// ```
 ///
 /// Thread-safety: every method may be called from any thread. Control calls (register,
-/// unregister, limits, start, stop) are serialized among themselves and must not be called from
-/// inside a handler. The packet path (dispatch, queue, schedule) takes no lock.
+/// unregister, limits, start, stop, snapshot) are serialized among themselves and must not be
+/// called from inside a handler (`stop` waits for handlers, and runs some itself). The packet
+/// path (dispatch, queue, schedule) takes no lock.
 public final class NetISR: Sendable {
     let core: EngineCore
 
