@@ -204,7 +204,7 @@ import Testing
         let plain = try Self.capture(packets: 400, randomPayloads: true)
         #expect(plain.count > 1 << 17)
         var crc = CRC32()
-        for byte in plain { crc.add(byte) }
+        plain.withUnsafeBufferPointer { crc.add($0) }
         func le(_ value: UInt32, _ count: Int) -> [UInt8] {
             (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }

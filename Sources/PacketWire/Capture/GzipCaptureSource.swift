@@ -283,10 +283,7 @@ final class GzipCaptureSource: CaptureSource {
             copied += 1
         }
         guard copied < count else { return copied }
-        if inStart == inEnd {
-            try refillBuffer()
-            guard inStart < inEnd else { throw endedEarly() }
-        }
+        try refillIfEmpty()
         let run = min(count - copied, inEnd - inStart)
         (output + copied).update(from: inBuffer + inStart, count: run)
         inStart += run
@@ -350,11 +347,6 @@ final class GzipCaptureSource: CaptureSource {
     /// The compressed file's offset of the next unconsumed byte.
     private var offset: Int { inBase + inStart - bitCount / 8 }
 
-    /// The input ended inside the compressed data.
-    private func endedEarly() -> CaptureError {
-        CaptureError(.truncatedRecord, at: offset, "the gzip data ends early")
-    }
-
     private func damage(_ what: String, at offset: Int) -> CaptureError {
         CaptureError(.damagedCompression, at: offset, "damaged gzip data: \(what)")
     }
@@ -374,6 +366,16 @@ final class GzipCaptureSource: CaptureSource {
         if inEnd == 0 { inputEnded = true }
     }
 
+    /// Refills the input buffer if every byte of it was consumed; throws if the input has ended.
+    @inline(__always)
+    private func refillIfEmpty() throws(CaptureError) {
+        guard inStart == inEnd else { return }
+        try refillBuffer()
+        guard inStart < inEnd else {
+            throw CaptureError(.truncatedRecord, at: offset, "the gzip data ends early")
+        }
+    }
+
     /// Makes at least `count` (≤ 57) bits available; throws if the input ends first.
     @inline(__always)
     private func need(_ count: Int) throws(CaptureError) {
@@ -387,12 +389,7 @@ final class GzipCaptureSource: CaptureSource {
                 bitCount += taken * 8
                 continue
             }
-            if inStart == inEnd {
-                try refillBuffer()
-                guard inStart < inEnd else {
-                    throw endedEarly()
-                }
-            }
+            try refillIfEmpty()
             bits |= UInt64(inBuffer[inStart]) << UInt64(bitCount)
             inStart += 1
             bitCount += 8
