@@ -1,6 +1,6 @@
 // PacketArena: where the replay keeps packet bytes while the engine holds the packets.
 //
-// A fixed ring of chunks (4 MiB each) in one mapping of the arena's own, aligned to 2 MiB.
+// A fixed ring of chunks (8 MiB each) in one mapping of the arena's own, aligned to 2 MiB.
 // Replaying a regular file, the arena maps the file's bytes window by window over its chunks
 // (read-only, populated at once) and packets point at the records where they lie: no copy. A
 // window sits in its chunk at its file offset's place within a 2 MiB block (a window from offset
@@ -28,13 +28,21 @@ import Synchronization
 #endif
 
 final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is handed out as described above
-    /// Chunks of 4 MiB: a mapped window holds at least one whole 2 MiB block of its file (see
-    /// the top of this file). A chunk holds any record twice over
-    /// (`CaptureReader.minimumBufferSize`).
+    /// Chunks of 8 MiB: a mapped window holds at least three whole 2 MiB blocks of its file (see
+    /// the top of this file), and a chunk holds any record twice over
+    /// (`CaptureReader.minimumBufferSize`). The arena bounds, with the engine's queues, how far
+    /// the reader runs ahead of the workers, and each chunk the reader moves to costs a wait for
+    /// its last packets and a window unmapped (a TLB-flush interrupt to the workers' CPU) and
+    /// mapped again. With the replay's 10,240-frame queues, a 1M-packet replay took 222 ms wall
+    /// with four chunks of 8 MiB, 238 ms with eight of 4 MiB (the same 32 MiB) and 243 ms with
+    /// four of 4 MiB (BENCHMARKS.md, run 64).
     static let chunkSize = 1 << chunkShift
     /// log2 of `chunkSize`: a packet's chunk is its offset shifted by it (offsets are never
     /// negative, so the shift needs none of a signed division's corrections).
-    static let chunkShift = 22
+    static let chunkShift = 23
+
+    /// The chunks of an arena made without a count: 32 MiB with `chunkSize`.
+    static let defaultChunks = 4
 
     /// The size and alignment of a huge page, and of the file blocks a window keeps in place.
     static let hugePage = 2 << 20
@@ -53,7 +61,7 @@ final class PacketArena: @unchecked Sendable {  // unchecked: chunk memory is ha
     private let guardSlot: Int32
     let owners: ReleaseCounters
 
-    init(chunks: Int = 4, workstreams: Int) {
+    init(chunks: Int = defaultChunks, workstreams: Int) {
         chunkCount = chunks
         let size = chunks * Self.chunkSize
         // A huge page more, to start at a 2 MiB boundary; the slack either side is unmapped.

@@ -35,11 +35,14 @@ public struct ReplayConfiguration: Sendable {
     public var dispatch: DispatchPolicy = .deferred
     /// How ip, ip6 and arp packets are ordered: `flow` (default), `source` or `cpu`.
     public var ordering: String = "flow"
-    /// Queue limit per protocol and workstream; 0 takes the engine's default (256). 4096 by
-    /// default: a reader hands over thousands of frames at a time (a read buffer, a ring block), and
-    /// with short queues a lossless replay spends its time waiting for room (12% of a 1M-packet
-    /// replay here).
-    public var queueLimit = 4_096
+    /// Queue limit per protocol and workstream; 0 takes the engine's default (256). 10,240 (the
+    /// engine's maximum) by default: a reader hands over thousands of frames at a time (a read
+    /// buffer, a ring block), and with short queues a lossless replay spends its time waiting for
+    /// room (12% of a 1M-packet replay with 256). Deep queues also let the reader run ahead while
+    /// the workers are slow — early in a capture, where most frames open new flows — and keep the
+    /// second CPU busy later (1M packets, 100k flows: 254 → 222 ms wall, 410 → 360 ms CPU against
+    /// 4,096, with the arena's chunks grown to match; BENCHMARKS.md, run 64).
+    public var queueLimit = 10_240
     /// Bind workstreams to CPUs.
     public var bindThreads = false
     /// Workers poll instead of sleeping.
@@ -67,6 +70,8 @@ public struct ReplayConfiguration: Sendable {
     /// Count frames and bytes per interval of this many seconds of capture time
     /// (`ReplayResult.ioStatistics`, tshark's `-z io,stat`); files only.
     public var ioInterval: Double?
+    /// The packet arena's chunks (PacketArena); tests use fewer, to reach its ends with less data.
+    var arenaChunks = PacketArena.defaultChunks
 
     /// Creates the default configuration.
     public init() {}
@@ -181,7 +186,7 @@ public final class Replay: Sendable {
             try ReplayRegistration.register(
                 on: engine, accounts: accounts, ordering: ordering, etherOrdering: readerOrdered ? ordering : .source,
                 queueLimit: configuration.queueLimit, whenFull: whenFull, flowExport: flowExport)
-            arena = PacketArena(workstreams: workstreams)
+            arena = PacketArena(chunks: configuration.arenaChunks, workstreams: workstreams)
             try engine.start()
         }
 

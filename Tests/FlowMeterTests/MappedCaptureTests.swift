@@ -66,15 +66,17 @@ import Testing
             unlink(base)
             unlink(base + ".gz")
         }
-        // About 11 MB: windows over every chunk and round again, records across window ends.
-        try Self.write(base, format: format, frames: 0..<15_000)
-        try Self.write(base + ".gz", format: format, frames: 0..<15_000)
-        let arena = PacketArena(workstreams: 1)
+        // Two and a half chunks of frames (≈ 776 bytes each on average, with their headers) for
+        // an arena of two: windows over every chunk and round again, records across window ends.
+        let frames = 5 * PacketArena.chunkSize / 2 / 760
+        try Self.write(base, format: format, frames: 0..<frames)
+        try Self.write(base + ".gz", format: format, frames: 0..<frames)
+        let arena = PacketArena(chunks: 2, workstreams: 1)
         #expect(arena.mapsFiles)
         let (read, readError) = try Self.records(base)
         let (mapped, mappedError) = try Self.records(base, arena: arena)
         #expect(readError == nil && mappedError == nil)
-        #expect(read.count == 15_000)
+        #expect(read.count == frames)
         let same = read == mapped
         #expect(same, "a mapped file gave other records than reading it")
         // The gzip file is read into the chunks the plain file was mapped over: writable again.
@@ -169,7 +171,7 @@ import Testing
                 Seen(bytes: Array(record.bytes), originalLength: record.originalLength, timestamp: record.timestamp))
         }
         _ = try reader.read(maximum: 50, keep)
-        // The first window (up to 4 MiB) is mapped, populated; cut the file inside it.
+        // The first window (up to 8 MiB) is mapped, populated; cut the file inside it.
         #expect(truncate(path, off_t(cut)) == 0)
         let faultsBefore = netisr_guarded_faults()
         var failure: CaptureError?
