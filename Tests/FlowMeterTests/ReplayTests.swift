@@ -15,6 +15,23 @@ import Testing
     import Glibc
 #endif
 
+/// A replay run on a thread of its own and waited for at most a minute. Not a timing target: a
+/// replay whose reader waits for itself never ends, and its test must then fail, not hang (the
+/// stuck thread is left behind).
+enum BoundedReplay {
+    /// nil if the replay did not end within the minute; otherwise its result (nil if it threw).
+    static func run(_ configuration: ReplayConfiguration, files: [String]) -> ReplayResult?? {
+        let outcome = Mutex<ReplayResult??>(nil)
+        let thread = TestThread {
+            let result = try? Replay(configuration).run(files: files)
+            outcome.withLock { $0 = .some(result) }
+        }
+        guard eventually(seconds: 60, { outcome.withLock { $0 != nil } }) else { return nil }
+        thread.join()
+        return outcome.withLock { $0 }
+    }
+}
+
 enum SynthCapture {
     /// Files written so far: each call gets its own file, as tests run in parallel and some use
     /// the same seed.
@@ -282,20 +299,14 @@ enum SynthCapture {
         }
         try writer.close()
         for threads in [1, 2] {
-            let done = Atomic<Int>(-1)
-            let thread = TestThread {
-                var configuration = ReplayConfiguration()
-                configuration.threads = threads
-                configuration.queueLimit = 0
-                configuration.arenaChunks = 2
-                let result = try? Replay(configuration).run(files: [path])
-                done.store(result.map { $0.wireBytes == frames * length ? $0.frames : -3 } ?? -2, ordering: .releasing)
-            }
-            // Not a timing target: a reader that waits for itself never ends, so give up after a minute.
-            let finished = eventually(seconds: 60) { done.load(ordering: .acquiring) != -1 }
-            #expect(finished, "the replay did not finish: the reader waited for a chunk its own batch held")
-            if finished { thread.join() }
-            #expect(done.load(ordering: .acquiring) == frames)
+            var configuration = ReplayConfiguration()
+            configuration.threads = threads
+            configuration.queueLimit = 0
+            configuration.arenaChunks = 2
+            let outcome = BoundedReplay.run(configuration, files: [path])
+            #expect(outcome != nil, "the replay did not finish: the reader waited for a chunk its own batch held")
+            let result = outcome ?? nil
+            #expect(result?.frames == frames && result?.wireBytes == frames * length)
         }
     }
 
