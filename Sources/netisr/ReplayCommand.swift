@@ -35,7 +35,7 @@ struct ReplayCommand: ParsableCommand {
     var policy: String = "flow"
 
     @Option(name: .long, help: "Queue limit per protocol and workstream (0: the engine's default, 256).")
-    var qlimit = 10_240
+    var qlimit = ReplayConfiguration().queueLimit
 
     @Flag(name: .long, help: "Bind workstream N to CPU N.")
     var bind = false
