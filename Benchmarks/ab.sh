@@ -48,6 +48,11 @@ run_peers() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# One untimed read first: on this guest the first replay of a file left idle for half a minute
+# takes 0.30–0.41 s instead of 0.19–0.25 (BENCHMARKS.md, runs 69–71), which would load the first
+# binary's first round.
+cat "$capture" >/dev/null
+
 declare -A wall cpu
 times=$(mktemp)
 for _ in $(seq "$rounds"); do
