@@ -48,6 +48,16 @@ run_peers() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# The builds replay a copy written afresh in 2 MiB blocks, as `netisr synth` writes a capture: a
+# file's page cache can lose its 2 MiB folios with time (the 406 MB capture, 97% of it mapped by
+# 2 MiB entries when written, was 19–28% after some minutes of other work), and a file `cp`
+# wrote has none; the reader then spends a sixth of its time populating its windows' 4 KiB
+# entries (BENCHMARKS.md, runs 72–74), and a comparison would depend on the file's history.
+fresh=$(mktemp "${TMPDIR:-/tmp}/ab-capture.XXXXXX")
+trap 'rm -f "$fresh"' EXIT
+dd if="$capture" of="$fresh" bs=2M status=none
+capture=$fresh
+
 # One untimed read first: on this guest the first replay of a file left idle for half a minute
 # takes 0.30–0.41 s instead of 0.19–0.25 (BENCHMARKS.md, runs 69–71), which would load the first
 # binary's first round.
