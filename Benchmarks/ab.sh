@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A/B timing of netisr builds on one capture: the builds run alternately, ROUNDS times each, and
-# the median wall and CPU (user + system) time of each is printed. The host is noisy; only
-# builds measured in the same run compare.
+# A/B timing of netisr builds on one capture (a fresh copy of it, see below): the builds run
+# alternately, ROUNDS times each, and the median wall and CPU (user + system) time of each is
+# printed. The host is noisy; only builds measured in the same run compare.
 #
 #   Benchmarks/ab.sh [--peers] ROUNDS CAPTURE BINARY... [-- REPLAY-OPTIONS...]
 #
@@ -52,16 +52,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # file's page cache can lose its 2 MiB folios with time (the 406 MB capture, 97% of it mapped by
 # 2 MiB entries when written, was 19–28% after some minutes of other work), and a file `cp`
 # wrote has none; the reader then spends a sixth of its time populating its windows' 4 KiB
-# entries (BENCHMARKS.md, runs 72–74), and a comparison would depend on the file's history.
+# entries (BENCHMARKS.md, runs 72–75), and a comparison would depend on the file's history.
+# Writing the copy also does what an untimed read first did: the first replay of a file left
+# idle for half a minute takes 0.30–0.41 s instead of 0.19–0.25 (runs 69–71), which would load
+# the first binary's first round.
 fresh=$(mktemp "${TMPDIR:-/tmp}/ab-capture.XXXXXX")
 trap 'rm -f "$fresh"' EXIT
 dd if="$capture" of="$fresh" bs=2M status=none
 capture=$fresh
-
-# One untimed read first: on this guest the first replay of a file left idle for half a minute
-# takes 0.30–0.41 s instead of 0.19–0.25 (BENCHMARKS.md, runs 69–71), which would load the first
-# binary's first round.
-cat "$capture" >/dev/null
 
 declare -A wall cpu
 times=$(mktemp)
