@@ -2,9 +2,9 @@
 # Where a replay's threads spend its time: runs one `netisr replay` and prints, every INTERVAL
 # milliseconds, how much of a CPU each of its threads used since the last line (from each
 # thread's `/proc/PID/task/TID/schedstat`, nanoseconds on the CPU; the process's tick-based
-# counters are too coarse for a 0.2 s run). Thread 0 is the main thread (the reader); the workers
-# follow in the order they appear. It showed the phases of BENCHMARKS.md's run 76: the main thread
-# alone at both ends, the workers saturated while flows are new, then the reader.
+# counters are too coarse for a 0.2 s run). Thread 0 is the main thread (the reader); the
+# workers follow in the order they appear. It showed the phases of BENCHMARKS.md's runs 76–78:
+# the main thread alone at both ends, the workers saturated while flows are new, then the reader.
 #
 #   Benchmarks/timeline.sh [--interval MS] CAPTURE [BINARY] [-- REPLAY-OPTIONS...]
 #
@@ -12,7 +12,7 @@
 # ticks, so one line can show a saturated thread at 77% and the next at 155%: read the average
 # of a few lines. BINARY defaults to .build/release/netisr. The capture and the binary are read
 # once first, so the replay finds them in the page cache (this host pages out idle page cache:
-# run 76). The sampler is a small C program, built with the toolchain's clang (or cc).
+# runs 76–78). The sampler is a small C program, built with the toolchain's clang (or cc).
 set -euo pipefail
 
 interval=10
