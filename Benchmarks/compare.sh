@@ -72,39 +72,32 @@ if [ "$replay" = 1 ]; then
     # pages out idle page cache by itself (DAMON; BENCHMARKS.md, runs 76–78), and a program that
     # runs for a fifth of a second paid that as much as one that runs for twelve.
     "$netisr" synth --packets 1000 --flows 100 --seed 1 --out "$work/warm.pcap" >&2
-    warm() {
-        "$@" >/dev/null 2>&1 || true
-        cat "$capture" >/dev/null
-    }
+    # Each program as a function of the capture it reads; what they write goes to $work.
+    netisr_on() { "$netisr" replay "$1" --quiet --json; }
+    flows_on() { "$netisr" replay "$1" --quiet --json --flows "$work/flows.ipfix"; }
     softflowd_on() { unshare -n sh -c "ip link set lo up; softflowd -r '$1' -n 127.0.0.1:9995 -d >/dev/null 2>&1"; }
+    nfpcapd_on() { unshare -n nfpcapd -r "$1" -w "$work/nf"; }
+    argus_on() { unshare -n argus -r "$1" -w "$work/argus.out"; }
     tshark_on() { tshark -n -q -r "$1" -z conv,tcp -z conv,udp -z conv,ip -z conv,ipv6; }
+    clean() {
+        rm -rf "$work/flows.ipfix" "$work/nf" "$work/argus.out"
+        mkdir -p "$work/nf"
+    }
+    # measure KEY: warms KEY's program, then times it on the capture (outputs cleaned untimed).
     declare -A times
+    measure() {
+        clean
+        "$1_on" "$work/warm.pcap" >/dev/null 2>&1 || true
+        clean
+        cat "$capture" >/dev/null
+        times[$1]+="$(seconds "$1_on" "$capture") "
+    }
     for round in $(seq "$rounds"); do
-        warm "$netisr" replay "$work/warm.pcap" --quiet --json
-        times[netisr]+="$(seconds "$netisr" replay "$capture" --quiet --json) "
-        warm "$netisr" replay "$work/warm.pcap" --quiet --json --flows "$work/flows.ipfix"
-        times[flows]+="$(seconds "$netisr" replay "$capture" --quiet --json --flows "$work/flows.ipfix") "
-        rm -f "$work/flows.ipfix"
-        if command -v softflowd >/dev/null; then
-            warm softflowd_on "$work/warm.pcap"
-            times[softflowd]+="$(seconds softflowd_on "$capture") "
-        fi
-        if command -v nfpcapd >/dev/null; then
-            rm -rf "$work/nf" && mkdir -p "$work/nf"
-            warm unshare -n nfpcapd -r "$work/warm.pcap" -w "$work/nf"
-            rm -rf "$work/nf" && mkdir -p "$work/nf"
-            times[nfpcapd]+="$(seconds unshare -n nfpcapd -r "$capture" -w "$work/nf") "
-        fi
-        if command -v argus >/dev/null; then
-            warm unshare -n argus -r "$work/warm.pcap" -w "$work/argus.out"
-            rm -f "$work/argus.out"
-            times[argus]+="$(seconds unshare -n argus -r "$capture" -w "$work/argus.out") "
-            rm -f "$work/argus.out"
-        fi
-        if command -v tshark >/dev/null; then
-            warm tshark_on "$work/warm.pcap"
-            times[tshark]+="$(seconds tshark_on "$capture") "
-        fi
+        measure netisr
+        measure flows
+        for peer in softflowd nfpcapd argus tshark; do
+            if command -v "$peer" >/dev/null; then measure "$peer"; fi
+        done
     done
     rm -rf "$work"
     ours=$(echo ${times[netisr]} | tr ' ' '\n' | median)
