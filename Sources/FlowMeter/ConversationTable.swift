@@ -112,6 +112,15 @@ struct ConversationTable {
             ConversationKey(event.source, event.sourcePort, event.destination, event.destinationPort).hash)
     }
 
+    /// Starts loading the index slot a lookup of this conversation reads first.
+    @inline(__always)
+    func prefetchSlot(source: IPAddress, sourcePort: UInt16, destination: IPAddress, destinationPort: UInt16) {
+        index.prefetch(ConversationKey(source, sourcePort, destination, destinationPort).hash)
+    }
+
+    /// Makes room for `additional` more rows without growing the index.
+    mutating func reserve(_ additional: Int) { index.reserve(additional) }
+
     /// Counts an event; returns its row, or -1 when the table is full and has no row for it.
     @discardableResult
     mutating func count(

@@ -52,6 +52,9 @@ public struct FlowRecord: Sendable, Equatable, BitwiseCopyable {
 
     /// `networkRow` of a record whose packets are counted in the conversation tables one by one.
     static let countedDirectly: Int32 = -2
+    /// `networkRow` of a record whose rows are still to be found (`transportRow` 0 if its frames
+    /// have a TCP or UDP header, else -1).
+    static let deferred: Int32 = -3
 
     /// Equal when every public field is.
     public static func == (lhs: FlowRecord, rhs: FlowRecord) -> Bool {
@@ -139,11 +142,13 @@ struct FlowTableKey: Hashable {
     var flow: FlowKey
     var vlan: UInt16?
 
+    /// The VLAN is left out: records of one 5-tuple on several VLANs share a probe run, so a new
+    /// record finds the others (`FlowTable.hasOtherVLAN`).
     var hash: UInt64 {
         mixHash(
             flow.source.high ^ UInt64(flow.sourcePort) << 48, flow.source.low,
             flow.destination.high ^ UInt64(flow.destinationPort) << 48, flow.destination.low,
-            UInt64(flow.ipProtocol) | UInt64(vlan ?? 0xFFFF) << 8 | (flow.source.isIPv6 ? 1 << 32 : 0))
+            UInt64(flow.ipProtocol) | (flow.source.isIPv6 ? 1 << 32 : 0))
     }
 }
 
@@ -188,6 +193,13 @@ struct FlowTable {
         let reversed = flow.reversed
         return index.find(
             hash, { records[$0].vlan == vlan && (records[$0].key == flow || records[$0].key == reversed) })
+    }
+
+    /// Whether a record of `flow` (either direction) on another VLAN than `vlan` is in the table.
+    func hasOtherVLAN(_ flow: FlowKey, vlan: UInt16?, hash: UInt64) -> Bool {
+        let reversed = flow.reversed
+        return index.find(
+            hash, { records[$0].vlan != vlan && (records[$0].key == flow || records[$0].key == reversed) }) != nil
     }
 
     /// `count` for a table with timeouts: a packet that ends its flow's record keeps that record

@@ -167,7 +167,7 @@ public final class Replay: Sendable {
                 ? .max : (max(configuration.maximumConversations, 0) + workstreams - 1) / workstreams
             accounts = ReplayAccounts(
                 workstreams: workstreams, measureDelays: measureDelays, flowTimeouts: configuration.flowTimeouts,
-                maximumConversations: perWorkstream)
+                maximumConversations: perWorkstream, defersConversationRows: flowExport == nil && !measureDelays)
             readerOrdered = configuration.ordering == "reader"
             placedByAddresses = configuration.ordering != "reader" && configuration.ordering != "source"
             let ordering: OrderingPolicy =

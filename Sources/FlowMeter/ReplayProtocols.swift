@@ -62,7 +62,7 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
 
     init(
         workstreams: Int, measureDelays: Bool = false, flowTimeouts: FlowTimeouts = FlowTimeouts(),
-        maximumConversations: Int = .max
+        maximumConversations: Int = .max, defersConversationRows: Bool = false
     ) {
         delays = measureDelays ? DelayHistogram(workstreams: workstreams) : nil
         count = workstreams
@@ -73,6 +73,8 @@ final class ReplayAccounts: @unchecked Sendable {  // unchecked: ownership as de
         for index in 0..<workstreams {
             (self.workstreams + index).initialize(
                 to: TrafficAccounts(flowTimeouts: flowTimeouts, maximumConversations: maximumConversations))
+            self.workstreams[index].defersConversationRows =
+                defersConversationRows && !flowTimeouts.areSet && maximumConversations == .max
             (links + index).initialize(to: TrafficAccounts())
         }
     }

@@ -106,9 +106,18 @@ struct RowIndex {
         count -= 1
     }
 
-    private mutating func grow() {
+    /// Grows the index, if needed, so that `additional` more rows go in without growing it.
+    mutating func reserve(_ additional: Int) {
+        var size = slots.count
+        while (count + additional) * 2 > size { size <<= 1 }
+        if size > slots.count { rebuild(size: size) }
+    }
+
+    private mutating func grow() { rebuild(size: slots.count * 2) }
+
+    private mutating func rebuild(size: Int) {
         let old = slots
-        slots = TableArray(repeating: Slot(hash: 0, row: -1), count: old.count * 2)
+        slots = TableArray(repeating: Slot(hash: 0, row: -1), count: size)
         mask = slots.count - 1
         count = 0
         for slot in old where slot.row >= 0 { insert(UInt64(slot.tag), row: slot.row) }

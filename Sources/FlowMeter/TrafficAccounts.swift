@@ -1,7 +1,8 @@
 // TrafficAccounts: everything one workstream (or the link-layer handler) counts. Only the
 // handler calls of one workstream touch its accounts — the engine never runs two calls of one
 // workstream at once — so no lock is needed; accounts are merged after the engine stops. How a
-// frame's conversation counts wait on its flow record: TrafficAccounts+Conversations.swift.
+// frame's conversation counts wait on its flow record, and a new record's rows on the end of the
+// replay: TrafficAccounts+Conversations.swift.
 
 import PacketWire
 
@@ -21,6 +22,17 @@ struct TrafficAccounts {
     var tcp = ConversationTable()
     var udp = ConversationTable()
     var flows: FlowTable
+    /// Whether a new flow record puts off finding its conversation rows until something else
+    /// needs the tables (TrafficAccounts+Conversations.swift): a replay without live export,
+    /// timeouts or bounded tables.
+    var defersConversationRows = false
+    /// Records from `flows.records[firstDeferredRecord...]` may be waiting for their rows.
+    var firstDeferredRecord = 0
+    /// How many records wait for their rows.
+    var deferredRecords = 0
+    /// How many rows those records may start in each table, by `ConversationKind` order (ip,
+    /// ipv6, tcp, udp), for the tables to make room for at once.
+    var deferredRows = InlineArray<4, Int>(repeating: 0)
     /// Frames of link types this library does not parse, by link type.
     var unsupportedLinkTypes: [UInt32: Int] = [:]
 
@@ -75,16 +87,20 @@ struct TrafficAccounts {
     }
 
     /// Stage 3 (record cached): prefetches what `account` will read of the conversation tables
-    /// (the summary by pointer, as for `account`): for a new flow, or one counted directly, the
-    /// index slots its conversations are looked up in (1M packets, 100k new flows: 580 → 560 and
-    /// 520 → 510 ms CPU, 15 and 21 interleaved pairs); for a linked record, its TCP row when the
-    /// frame's flags change the stream's state (its other frames touch no row).
+    /// (the summary by pointer, as for `account`): for a new flow (unless new records defer
+    /// their rows), or one counted directly, the index slots its conversations are looked up in
+    /// (1M packets, 100k new flows: 580 → 560 and 520 → 510 ms CPU, 15 and 21 interleaved pairs);
+    /// for a linked record, its TCP row when the frame's flags change the stream's state (its
+    /// other frames, and a deferring record's, touch no row).
     @inline(__always)
     mutating func prefetchRows(for summary: UnsafePointer<PacketSummary>, hash: UInt64) {
         guard summary.pointee.flow != nil else { return }
         let count = summary.pointee.events.count
         guard count > 0 else { return }
-        guard let row = flows.likelyRow(hash), row < flows.records.count, flows.records[row].networkRow >= 0 else {
+        let row = flows.likelyRow(hash) ?? -1
+        let networkRow = row >= 0 && row < flows.records.count ? flows.records[row].networkRow : -1
+        guard networkRow >= 0 else {
+            guard networkRow == FlowRecord.countedDirectly || !defersConversationRows else { return }
             prefetchSlot(summary.pointee.events[0])
             if count > 1 { prefetchSlot(summary.pointee.events[1]) }
             return
@@ -124,6 +140,7 @@ struct TrafficAccounts {
         countFrame(wireLength: wireLength, capturedLength: capturedLength, timestamp: timestamp)
         countLayers(summary.pointee.network, summary.pointee.transport)
         guard let flow = summary.pointee.flow else {
+            if !summary.pointee.events.isEmpty { linkDeferredRecords() }
             countEvents(summary.pointee.events, of: nil, wireLength: wireLength, timestamp: timestamp)
             return
         }
@@ -135,6 +152,12 @@ struct TrafficAccounts {
             : flows.count(
                 flow, vlan: summary.pointee.vlan, hash: flowHash, wireLength: wireLength, timestamp: timestamp,
                 tcpFlags: summary.pointee.tcpFlags, workstream: workstream, icmpTypeCode: summary.pointee.icmpTypeCode)
+        if summary.pointee.tcpFlags & 0x12 == 0x02 && flows.records[row].networkRow == FlowRecord.deferred
+            && flows.records[row].packets == 1
+        {
+            // A new TCP connection on a deferring record's ports restarted it.
+            linkDeferredRecords(restarted: row)
+        }
         let eventCount = summary.pointee.events.count
         guard eventCount == 1 || eventCount == 2 else {
             countDirectly(summary.pointee.events, of: flow, record: row, wireLength: wireLength, timestamp: timestamp)
@@ -151,7 +174,17 @@ struct TrafficAccounts {
             countDirectly(summary.pointee.events, of: flow, record: row, wireLength: wireLength, timestamp: timestamp)
             return
         }
-        guard networkRow >= 0 else {
+        guard networkRow >= 0 || networkRow == FlowRecord.deferred else {
+            if defersConversationRows, transport.map({ Self.isOwn($0, of: flow) }) ?? true,
+                !(transport?.kind == .tcp && flows.hasOtherVLAN(flow, vlan: summary.pointee.vlan, hash: flowHash))
+            {
+                flows.records[row].networkRow = FlowRecord.deferred
+                flows.records[row].transportRow = transport == nil ? -1 : 0
+                deferredRecords += 1
+                deferredRows[network.kind == .ipv6 ? 1 : 0] += 1
+                if let transport { deferredRows[transport.kind == .tcp ? 2 : 3] += 1 }
+                return
+            }
             link(row, network: network, transport: transport, flow: flow, wireLength: wireLength, timestamp: timestamp)
             return
         }
@@ -160,11 +193,13 @@ struct TrafficAccounts {
             countDirectly(summary.pointee.events, of: flow, record: row, wireLength: wireLength, timestamp: timestamp)
             return
         }
+        guard networkRow >= 0 else { return }
         // A TCP row's stream state is kept as frames come, as tshark keeps it; its counts wait.
         guard let transport, transport.kind == .tcp, Self.changesStream(transport.tcpFlags) else { return }
         if transport.tcpFlags & 0x12 == 0x02 && tcp.isClosed(transportRow) {
             // A new stream on these ports: the record restarted with this frame (its connection's
             // FIN or RST closed it), or another record of the 4-tuple (another VLAN) closed the row.
+            linkDeferredRecords()
             let newRow =
                 flows.records[row].packets == 1
                 ? tcp.row(
@@ -179,6 +214,14 @@ struct TrafficAccounts {
             flows.records[row].transportRow = Int32(newRow)
         }
         if transport.tcpFlags & 0x05 != 0 { tcp.close(Int(flows.records[row].transportRow)) }
+    }
+
+    /// Whether a transport event is of the flow's own endpoints, as a deferred record's row will
+    /// be (an IPv6 routing header can give the transport header another destination).
+    @inline(__always)
+    static func isOwn(_ transport: ConversationEvent, of flow: FlowKey) -> Bool {
+        transport.source == flow.source && transport.destination == flow.destination
+            && transport.sourcePort == flow.sourcePort && transport.destinationPort == flow.destinationPort
     }
 
     static func index(_ network: NetworkProtocol) -> Int {
