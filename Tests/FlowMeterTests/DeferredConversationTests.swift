@@ -5,11 +5,11 @@
 // split by timeouts, swept out of the table mid-way, or tables too small for every conversation;
 // and with new records deferring their rows, as a replay's do, on those frames in many orders.
 
-import PacketWire
 import TestSupport
 import Testing
 
 @testable import FlowMeter
+@testable import PacketWire
 
 #if canImport(Glibc)
     import Glibc
@@ -209,7 +209,7 @@ import Testing
         var ordersThatDeferred = 0
         for order in 0..<200 {
             let seed = UInt64(order)
-            var generator = SeededGenerator(seed: seed)
+            var generator = SplitMix(state: seed)
             let frames = Self.frames.shuffled(using: &generator).filter {
                 generator.next() % 4 != 0 && (order % 2 == 0 || $0[12] != 0x81)
             }
@@ -225,19 +225,6 @@ import Testing
             }
         }
         #expect(ordersThatDeferred > 150)
-    }
-
-    /// A small seeded generator (SplitMix64), so a failing order can be replayed from its seed.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 
     @Test func fullTablesCountTheSameFramesUntracked() {

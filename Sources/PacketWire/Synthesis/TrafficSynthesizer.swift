@@ -278,8 +278,9 @@ private struct FrameWriter {
     }
 }
 
-/// SplitMix64: a small, fast, well-distributed generator with a 64-bit state.
-struct SplitMix {
+/// SplitMix64: a small, fast, well-distributed generator with a 64-bit state (tests shuffle with
+/// it too, so that a failing order can be replayed from its seed).
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
 
     mutating func next() -> UInt64 {
